@@ -1,0 +1,134 @@
+// Chunk transfer: content-addressed blocks moved with binary COPY, and an LRU of chunk
+// contents by hash. Chunks are immutable (the hash names the bytes), so the cache never
+// needs invalidation; only block maps (which chunk a block holds) go stale.
+
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { LRUCache } from 'lru-cache';
+import { copyHeader, copyTrailer, copyTuple, CopyBinaryParser } from './copy-binary.js';
+import type { Sql } from './database.js';
+
+export function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+export function isZero(data: Buffer): boolean {
+  // compare 8 bytes at a time; most blocks are not zero and fail within the first word
+  let i = 0;
+  const words = data.length - (data.length % 8);
+  for (; i < words; i += 8) if (data.readBigUInt64LE(i) !== 0n) return false;
+  for (; i < data.length; i++) if (data[i] !== 0) return false;
+  return true;
+}
+
+/** A SQL array literal of bytea hashes: hex digits only, so it is safe to inline in COPY. */
+function hashArrayLiteral(hashes: Buffer[]): string {
+  return `array[${hashes.map((h) => `'\\x${h.toString('hex')}'::bytea`).join(',')}]::bytea[]`;
+}
+
+export interface ChunkCacheStats {
+  hits: number;
+  misses: number;
+}
+
+export class ChunkStore {
+  readonly cache: LRUCache<string, Buffer>;
+  readonly stats: ChunkCacheStats = { hits: 0, misses: 0 };
+  private inflight = new Map<string, Promise<void>>();
+
+  /** The tenant id as a binary COPY int8 field. */
+  private readonly tenantField: Buffer;
+
+  constructor(private readonly data: Sql, tenantId: number, cacheBytes: number) {
+    this.tenantField = Buffer.alloc(8);
+    this.tenantField.writeBigInt64BE(BigInt(tenantId));
+    this.cache = new LRUCache<string, Buffer>({
+      maxSize: Math.max(cacheBytes, 1),
+      sizeCalculation: (value) => Math.max(value.length, 1),
+    });
+  }
+
+  /** The contents of these chunks, from the cache or with one COPY for the rest. */
+  async get(hashes: Buffer[]): Promise<Map<string, Buffer>> {
+    const found = new Map<string, Buffer>();
+    const waiting: Promise<void>[] = [];
+    const fetch: Buffer[] = [];
+    for (const hash of hashes) {
+      const key = hash.toString('hex');
+      if (found.has(key)) continue;
+      const cached = this.cache.get(key);
+      if (cached) { this.stats.hits++; found.set(key, cached); continue; }
+      const pending = this.inflight.get(key);
+      if (pending) { waiting.push(pending); continue; }
+      this.stats.misses++;
+      fetch.push(hash);
+    }
+    if (fetch.length) {
+      const request = this.copyOut(fetch, found);
+      for (const hash of fetch) this.inflight.set(hash.toString('hex'), request);
+      try {
+        await request;
+      } finally {
+        for (const hash of fetch) this.inflight.delete(hash.toString('hex'));
+      }
+    }
+    await Promise.all(waiting);
+    for (const hash of hashes) {
+      const key = hash.toString('hex');
+      if (!found.has(key)) {
+        const cached = this.cache.get(key);
+        if (cached) found.set(key, cached);
+      }
+    }
+    return found;
+  }
+
+  private async copyOut(hashes: Buffer[], into: Map<string, Buffer>): Promise<void> {
+    const query = `copy (select hash, data from tarbox.read_chunks(${hashArrayLiteral(hashes)})) to stdout (format binary)`;
+    const stream = await this.data.unsafe(query).readable();
+    const parser = new CopyBinaryParser(([hash, data]) => {
+      const key = hash!.toString('hex');
+      const copy = Buffer.from(data!); // detach from the stream's buffer so the cache holds only this chunk
+      this.cache.set(key, copy);
+      into.set(key, copy);
+    });
+    for await (const chunk of stream) parser.push(chunk as Buffer);
+  }
+
+  /**
+   * Store blocks of one file in one transaction: COPY the chunks the tenant lacks straight
+   * into tarbox_private.chunks (binary, so bytes travel as bytes), then commit the block
+   * map. Returns the file's attributes after the commit. A concurrent writer storing the
+   * same chunk first makes the COPY fail with 23505; the caller retries the whole commit.
+   */
+  async commitBlocks<T>(
+    ino: number,
+    blocks: { blockNo: number; data: Buffer | null; hash: Buffer | null }[],
+    end: number,
+    uid: number,
+  ): Promise<T> {
+    const present = blocks.filter((b) => b.hash !== null);
+    return (await this.data.begin(async (tx) => {
+      const missing = present.length
+        ? new Set((await tx`select encode(h, 'hex') as h from tarbox.missing_chunks(${tx.array(present.map((b) => b.hash!), 17)}) h`)
+            .map((row) => row.h as string))
+        : new Set<string>();
+      if (missing.size) {
+        const stream = await tx.unsafe('copy tarbox_private.chunks (tenant_id, hash, data) from stdin (format binary)').writable();
+        stream.write(copyHeader());
+        for (const block of present) {
+          const key = block.hash!.toString('hex');
+          if (!missing.delete(key)) continue; // each chunk once
+          for (const part of copyTuple([this.tenantField, block.hash!, block.data!])) stream.write(part);
+        }
+        stream.end(copyTrailer());
+        await once(stream, 'finish');
+      }
+      const [attr] = await tx`
+        select * from tarbox.commit_blocks(${ino}, ${tx.array(blocks.map((b) => b.blockNo), 20)},
+                                           ${tx.array(blocks.map((b) => b.hash) as Buffer[], 17)}, ${end}, ${uid})`;
+      for (const block of present) this.cache.set(block.hash!.toString('hex'), block.data!);
+      return attr;
+    })) as T;
+  }
+}

@@ -1,0 +1,92 @@
+// Connections to PostgreSQL for one mounted tenant, and the one wrapper every SQL call
+// goes through: retries of serialization failures and deadlocks with bounded backoff.
+// Errors leave here as they came (with their SQLSTATE); shim/errors.ts maps them.
+
+import postgres from 'postgres';
+import { RETRYABLE_SQLSTATES } from './errors.js';
+
+export type Sql = postgres.Sql<Record<string, never>>;
+
+export interface DatabaseOptions {
+  url: string;
+  tenant: string;
+  poolSize?: number;
+  statementTimeoutMs?: number;
+  connectTimeoutSeconds?: number;
+  applicationName?: string;
+}
+
+/** bigint columns arrive as JS numbers: sizes, offsets and inode numbers stay below 2^53. */
+const numberTypes = {
+  bigint: {
+    to: 20,
+    from: [20],
+    serialize: (x: number | bigint) => String(x),
+    parse: (x: string) => Number(x),
+  },
+};
+
+export function connect(url: string, options: postgres.Options<Record<string, postgres.PostgresType>> = {}): Sql {
+  return postgres(url, {
+    onnotice: () => {},
+    types: numberTypes,
+    ...options,
+  }) as unknown as Sql;
+}
+
+const MAX_ATTEMPTS = 6;
+
+/** Run fn, retrying transient conflicts (40001, 40P01) with jittered exponential backoff. */
+export async function withRetry<T>(fn: () => Promise<T>, extraRetryable?: (err: unknown) => boolean): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const retryable = (code !== undefined && RETRYABLE_SQLSTATES.has(code)) || (extraRetryable?.(err) ?? false);
+      if (!retryable || attempt >= MAX_ATTEMPTS) throw err;
+      const delay = Math.min(200, 2 ** attempt) * (0.5 + Math.random());
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/**
+ * The connections of one mount. `sql` carries metadata calls (pipelined); bulk data gets
+ * connections of its own because COPY occupies a connection for its whole duration (and
+ * a large COPY TO STDOUT was seen to stall the next query on a shared connection).
+ */
+export class TenantDatabase {
+  private constructor(
+    readonly sql: Sql,
+    readonly data: Sql,
+    readonly tenantId: number,
+  ) {}
+
+  static async open(options: DatabaseOptions): Promise<TenantDatabase> {
+    const admin = connect(options.url, { max: 1, connect_timeout: options.connectTimeoutSeconds ?? 10 });
+    let tenantId: number;
+    try {
+      const [row] = await admin`select tarbox.tenant_id(${options.tenant}) as id`;
+      tenantId = row.id as number;
+    } finally {
+      await admin.end({ timeout: 1 });
+    }
+    const connection = {
+      'tarbox.tenant_id': String(tenantId),
+      application_name: options.applicationName ?? 'tarbox-mount',
+      statement_timeout: String(options.statementTimeoutMs ?? 10000),
+      // Commits become visible at once but reach disk within wal_writer_delay; fsync()
+      // makes them durable (tarbox.fsync commits synchronously). See docs/architecture.md.
+      synchronous_commit: 'off',
+    } as Record<string, string>;
+    const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
+    const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });
+    const data = connect(options.url, { ...common, max: 2 });
+    return new TenantDatabase(sql, data, tenantId);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.sql.end({ timeout: 2 }), this.data.end({ timeout: 2 })]);
+  }
+}

@@ -1,0 +1,297 @@
+// TarboxFs: one method per filesystem operation, each the same short shape: turn the
+// FUSE arguments into one call of the matching SQL function (docs/sql-api.md) and return
+// its result. State kept here is only what makes FUSE fast without changing semantics:
+// buffered file data (open-files.ts) and a short-lived attribute cache that answers the
+// getattr libfuse issues right after create/mkdir/readdir.
+
+import type { Sql } from './database.js';
+import { Errno, FsError } from './errors.js';
+import { OpenFiles, type Attr, type FileState } from './open-files.js';
+
+export interface Caller { uid: number; gid: number; pid: number }
+
+const bytes = (path: string) => Buffer.from(path, 'latin1');
+// xattr names reach us as latin1 (one char per byte); SQL keeps them as UTF-8 text
+const xattrName = (name: string) => Buffer.from(name, 'latin1').toString('utf8');
+const xattrNameBytes = (name: string) => Buffer.from(name, 'utf8').toString('latin1');
+
+/** Attributes by path for a short time (the same bound as the kernel's attr_timeout). */
+class AttrCache {
+  private entries = new Map<string, { attr: Attr; expires: number }>();
+  hits = 0;
+  misses = 0;
+  constructor(private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
+
+  get(path: string): Attr | undefined {
+    const entry = this.entries.get(path);
+    if (entry && entry.expires > Date.now()) { this.hits++; return entry.attr; }
+    if (entry) this.entries.delete(path);
+    this.misses++;
+    return undefined;
+  }
+
+  set(path: string, attr: Attr): void {
+    if (this.ttlMs <= 0) return;
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(path, { attr, expires: Date.now() + this.ttlMs });
+  }
+
+  delete(path: string): void { this.entries.delete(path); }
+  clear(): void { this.entries.clear(); }
+}
+
+interface Handle { state: FileState; path: string }
+
+export interface TarboxFsOptions {
+  sql: Sql;
+  files: OpenFiles;
+  attrCacheMs: number;
+}
+
+export class TarboxFs {
+  private readonly sql: Sql;
+  readonly files: OpenFiles;
+  readonly attrs: AttrCache;
+  private handles = new Map<number, Handle>();
+  private nextHandle = 1;
+
+  constructor(options: TarboxFsOptions) {
+    this.sql = options.sql;
+    this.files = options.files;
+    this.attrs = new AttrCache(options.attrCacheMs);
+  }
+
+  // --- attributes -------------------------------------------------------------------
+
+  async getattr(path: string): Promise<Attr> {
+    const attr = this.attrs.get(path) ?? (await this.fetchAttr(path));
+    return this.withBufferedData(attr);
+  }
+
+  async fgetattr(path: string, fh: number): Promise<Attr> {
+    const handle = this.handles.get(fh);
+    if (!handle) return this.getattr(path);
+    return this.withBufferedData(handle.state.attr);
+  }
+
+  private async fetchAttr(path: string): Promise<Attr> {
+    const [attr] = await this.sql`select * from tarbox.lookup(${bytes(path)})`;
+    if (!attr) throw new FsError(Errno.ENOENT);
+    this.attrs.set(path, attr as Attr);
+    return attr as Attr;
+  }
+
+  /** Attributes as this mount sees them: buffered writes already count. */
+  private withBufferedData(attr: Attr): Attr {
+    const state = this.files.get(attr.ino);
+    if (!state || state.size === attr.size) return attr;
+    return { ...attr, size: state.size, blocks: Math.ceil(state.size / 512) };
+  }
+
+  private remember(path: string, attr: Attr): Attr {
+    this.attrs.set(path, attr);
+    return attr;
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const [attr] = await this.sql`select * from tarbox.chmod(${bytes(path)}, ${mode})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    // fuse passes (uid_t)-1 as 4294967295
+    const [attr] = await this.sql`select * from tarbox.chown(${bytes(path)}, ${uid | 0}, ${gid | 0})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async utimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void> {
+    const [attr] = await this.sql`
+      select * from tarbox.utimens(${bytes(path)}, ${atimeSec}, ${atimeNsec}, ${mtimeSec}, ${mtimeNsec})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async access(caller: Caller, path: string, mask: number): Promise<void> {
+    await this.sql`select tarbox.access(${bytes(path)}, ${mask}, ${caller.uid}, ${caller.gid})`;
+  }
+
+  async statfs(): Promise<Record<string, number>> {
+    const [info] = await this.sql`select * from tarbox.statfs()`;
+    return info as Record<string, number>;
+  }
+
+  // --- directories and names ----------------------------------------------------------
+
+  async readdir(path: string): Promise<string[]> {
+    const rows = await this.sql`select d.name, (d.attr).* from tarbox.readdir(${bytes(path)}) d`;
+    const prefix = path === '/' ? '/' : path + '/';
+    const names = ['.', '..'];
+    for (const row of rows) {
+      const name = (row.name as Buffer).toString('latin1');
+      names.push(name);
+      const { name: _name, ...attr } = row;
+      this.attrs.set(prefix + name, attr as unknown as Attr);
+    }
+    return names;
+  }
+
+  async mkdir(caller: Caller, path: string, mode: number): Promise<void> {
+    const [attr] = await this.sql`select * from tarbox.mkdir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async mknod(caller: Caller, path: string, mode: number, rdev: number): Promise<void> {
+    const [attr] = await this.sql`
+      select * from tarbox.mknod(${bytes(path)}, ${mode}, ${rdev}, ${caller.uid}, ${caller.gid})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async symlink(caller: Caller, target: string, path: string): Promise<void> {
+    const [attr] = await this.sql`
+      select * from tarbox.symlink(${bytes(target)}, ${bytes(path)}, ${caller.uid}, ${caller.gid})`;
+    this.remember(path, attr as Attr);
+  }
+
+  async readlink(path: string): Promise<string> {
+    const [row] = await this.sql`select tarbox.readlink(${bytes(path)}) as target`;
+    return (row.target as Buffer).toString('latin1');
+  }
+
+  async link(existing: string, path: string): Promise<void> {
+    const [attr] = await this.sql`select * from tarbox.link(${bytes(existing)}, ${bytes(path)})`;
+    this.attrs.delete(existing); // its nlink and ctime changed
+    this.remember(path, attr as Attr);
+  }
+
+  async unlink(caller: Caller, path: string): Promise<void> {
+    this.attrs.delete(path);
+    await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid})`;
+  }
+
+  async rmdir(caller: Caller, path: string): Promise<void> {
+    this.attrs.delete(path);
+    await this.sql`select tarbox.rmdir(${bytes(path)}, ${caller.uid})`;
+  }
+
+  async rename(caller: Caller, from: string, to: string): Promise<void> {
+    // every cached path below a renamed directory is stale: drop them all
+    this.attrs.clear();
+    await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid})`;
+    for (const handle of this.handles.values()) {
+      if (handle.path === from) handle.path = to;
+    }
+  }
+
+  // --- file data ------------------------------------------------------------------------
+
+  private newHandle(state: FileState, path: string): number {
+    const fh = this.nextHandle++;
+    if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
+    this.handles.set(fh, { state, path });
+    return fh;
+  }
+
+  private handle(fh: number): Handle {
+    const handle = this.handles.get(fh);
+    if (!handle) throw new FsError(Errno.EBADF, `unknown file handle ${fh}`);
+    return handle;
+  }
+
+  async create(caller: Caller, path: string, mode: number): Promise<number> {
+    const [attr] = await this.sql`select * from tarbox.create(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+    this.remember(path, attr as Attr);
+    return this.newHandle(this.files.open(attr as Attr), path);
+  }
+
+  async open(caller: Caller, path: string, flags: number): Promise<number> {
+    const truncating = (flags & 0o1000) !== 0 && (flags & 3) !== 0;
+    if (truncating) {
+      const cached = this.attrs.get(path);
+      const state = cached && this.files.get(cached.ino);
+      if (state) await this.files.flush(state);
+    }
+    const [attr] = await this.sql`select * from tarbox.open(${bytes(path)}, ${flags}, ${caller.uid})`;
+    this.remember(path, attr as Attr);
+    const state = this.files.open(attr as Attr);
+    if (truncating) this.files.truncated(state, attr as Attr);
+    return this.newHandle(state, path);
+  }
+
+  async read(fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
+    return this.files.read(this.handle(fh).state, buf, length, offset);
+  }
+
+  async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
+    return this.files.write(this.handle(fh).state, buf, offset, caller.uid);
+  }
+
+  async flush(fh: number): Promise<void> {
+    const handle = this.handles.get(fh);
+    if (!handle) return;
+    await this.files.flush(handle.state);
+    this.remember(handle.path, handle.state.attr);
+  }
+
+  async fsync(fh: number): Promise<void> {
+    const handle = this.handles.get(fh);
+    if (handle) await this.files.flush(handle.state);
+    await this.sql`select tarbox.fsync()`;
+  }
+
+  async fsyncdir(): Promise<void> {
+    await this.sql`select tarbox.fsync()`;
+  }
+
+  async release(fh: number): Promise<void> {
+    const handle = this.handles.get(fh);
+    if (!handle) return;
+    this.handles.delete(fh);
+    const hadData = handle.state.hasPendingData;
+    await this.files.release(handle.state);
+    if (hadData) this.remember(handle.path, handle.state.attr);
+  }
+
+  async truncate(caller: Caller, path: string, size: number): Promise<void> {
+    const cached = this.attrs.get(path);
+    const state = cached && this.files.get(cached.ino);
+    if (state) await this.files.flush(state);
+    const [attr] = await this.sql`select * from tarbox.truncate(${bytes(path)}, ${size}, ${caller.uid})`;
+    const open = this.files.get((attr as Attr).ino);
+    if (open) { await this.files.flush(open); this.files.truncated(open, attr as Attr); }
+    this.remember(path, attr as Attr);
+  }
+
+  async ftruncate(caller: Caller, fh: number, size: number): Promise<void> {
+    const handle = this.handle(fh);
+    await this.files.flush(handle.state);
+    const [attr] = await this.sql`select * from tarbox.truncate_ino(${handle.state.ino}, ${size}, ${caller.uid})`;
+    this.files.truncated(handle.state, attr as Attr);
+    this.remember(handle.path, attr as Attr);
+  }
+
+  // --- extended attributes ----------------------------------------------------------------
+
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    await this.sql`select tarbox.setxattr(${bytes(path)}, ${xattrName(name)}, ${value}, ${flags})`;
+    this.attrs.delete(path);
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    const [row] = await this.sql`select tarbox.getxattr(${bytes(path)}, ${xattrName(name)}) as value`;
+    return row.value as Buffer;
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    const rows = await this.sql`select name from tarbox.listxattr(${bytes(path)}) as name`;
+    return rows.map((row) => xattrNameBytes(row.name as string));
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    await this.sql`select tarbox.removexattr(${bytes(path)}, ${xattrName(name)})`;
+    this.attrs.delete(path);
+  }
+
+  /** Commit every buffered write (before unmounting). */
+  async flushAll(): Promise<void> {
+    await Promise.all([...this.handles.values()].map((h) => this.files.flush(h.state).catch(() => {})));
+  }
+}

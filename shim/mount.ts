@@ -1,0 +1,84 @@
+// Mount one tenant: open its database connections, build the op table and hand it to
+// the FUSE binding with the options that make FUSE fast (big writes, attribute and entry
+// caching, kernel permission checks with the caller's identity).
+
+import { ChunkStore } from './chunks.js';
+import { TenantDatabase } from './database.js';
+import { TarboxFs } from './filesystem.js';
+import { mount } from './fuse/binding.js';
+import { OpenFiles } from './open-files.js';
+import { operations } from './operations.js';
+
+/** The parts of the configuration the mount uses (see cli/config.ts for the whole). */
+export interface MountConfig {
+  database: { pool_size: number; connection_timeout: number; statement_timeout: number };
+  filesystem: { attr_timeout: number; entry_timeout: number };
+  cache: { block_size: number; metadata_size: number };
+}
+
+export interface MountOptions {
+  databaseUrl: string;
+  tenant: string;
+  mountpoint: string;
+  config: MountConfig;
+  log?: (msg: string) => void;
+}
+
+export interface MountedTenant {
+  unmount(): Promise<void>;
+  /** Resolves when the filesystem is unmounted, by us or from outside (fusermount -u). */
+  closed: Promise<void>;
+  fs: TarboxFs;
+}
+
+/** Dirty bytes per file before a background commit starts. */
+const FLUSH_THRESHOLD_BYTES = 8 * 1024 * 1024;
+
+export async function mountTenant(options: MountOptions): Promise<MountedTenant> {
+  const log = options.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
+  const { config } = options;
+  const db = await TenantDatabase.open({
+    url: options.databaseUrl,
+    tenant: options.tenant,
+    poolSize: config.database.pool_size,
+    statementTimeoutMs: config.database.statement_timeout,
+    connectTimeoutSeconds: config.database.connection_timeout,
+  });
+  const [{ block_size: blockSize }] = await db.sql`select (tarbox.statfs()).bsize as block_size`;
+  const chunks = new ChunkStore(db.data, db.tenantId, config.cache.block_size);
+  const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
+  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
+
+  let handle;
+  try {
+    handle = await mount(options.mountpoint, operations(fs, log), {
+      fsname: `tarbox-${options.tenant}`,
+      subtype: 'tarbox',
+      allowOther: true,
+      defaultPermissions: true,
+      bigWrites: true,
+      attrTimeout: config.filesystem.attr_timeout,
+      entryTimeout: config.filesystem.entry_timeout,
+      // keep every SQL statement below fuse's 15 s watchdog so callers get our errno
+      opTimeoutMs: Math.max(config.database.statement_timeout + 2000, 15000),
+      logger: { error: (message) => log(message) },
+    });
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+
+  let finished = false;
+  const unmount = async () => {
+    if (finished) return;
+    finished = true;
+    await fs.flushAll();
+    await handle.unmount();
+    await db.close();
+  };
+  const closed = handle.closed.then(async () => {
+    if (!finished) { finished = true; await db.close().catch(() => {}); }
+  });
+  return { unmount, closed, fs };
+}
+
