@@ -40,7 +40,14 @@ class AttrCache {
   clear(): void { this.entries.clear(); }
 }
 
-interface Handle { state: FileState; path: string }
+/** relatime, as tarbox.release applies it: worth a SQL call only when atime would move. */
+function atimeIsDue(attr: Attr): boolean {
+  const atime = attr.atime_sec * 1e9 + attr.atime_nsec;
+  return atime <= attr.mtime_sec * 1e9 + attr.mtime_nsec || atime <= attr.ctime_sec * 1e9 + attr.ctime_nsec
+    || atime < Date.now() * 1e6 - 86400e9;
+}
+
+interface Handle { state: FileState; path: string; wasRead: boolean }
 
 export interface TarboxFsOptions {
   sql: Sql;
@@ -186,7 +193,7 @@ export class TarboxFs {
   private newHandle(state: FileState, path: string): number {
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { state, path });
+    this.handles.set(fh, { state, path, wasRead: false });
     return fh;
   }
 
@@ -217,7 +224,9 @@ export class TarboxFs {
   }
 
   async read(fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
-    return this.files.read(this.handle(fh).state, buf, length, offset);
+    const handle = this.handle(fh);
+    handle.wasRead = true;
+    return this.files.read(handle.state, buf, length, offset);
   }
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
@@ -248,6 +257,10 @@ export class TarboxFs {
     const hadData = handle.state.hasPendingData;
     await this.files.release(handle.state);
     if (hadData) this.remember(handle.path, handle.state.attr);
+    if (handle.wasRead && atimeIsDue(handle.state.attr)) {
+      await this.sql`select tarbox.release(${handle.state.ino}, true)`;
+      this.attrs.delete(handle.path);
+    }
   }
 
   async truncate(caller: Caller, path: string, size: number): Promise<void> {

@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:9223b0cf129499987ffcfd141d69f2802922a774
+--! Hash: sha1:6202410f6fff77078c3382c68b78873d20917f9c
 --! Message: core filesystem
 
 --! split: 001-schema.sql
@@ -1456,6 +1456,44 @@ begin
 end
 $$;
 comment on function tarbox.fsync is 'fsync(2): when this call returns (committed with synchronous_commit on), every change committed before it is durable.';
+
+create function tarbox.flush(p_ino bigint) returns tarbox.attr
+language plpgsql stable as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+begin
+  -- Every SQL call commits on its own, so there is nothing left to write: flush returns the
+  -- committed attributes, which is what close-to-open needs to observe.
+  return tarbox_private.to_attr(tarbox_private.require_inode(v_tenant, p_ino), v_tenant.block_size);
+end
+$$;
+comment on function tarbox.flush is 'close(2)/flush: the committed attributes of an open inode (SQL writes are committed per call).';
+
+create function tarbox.release(p_ino bigint, p_was_read boolean default false) returns void
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_inode tarbox_private.inodes;
+  v_now bigint := tarbox_private.now_ns();
+begin
+  if not p_was_read then
+    return;
+  end if;
+  -- relatime, Linux's default: atime moves on a read only when it is not newer than mtime
+  -- or ctime, or is more than a day old. Cheap to ask, rare to write.
+  v_inode := tarbox_private.find_inode(v_tenant, p_ino);
+  if v_inode.ino is null then
+    return;  -- removed meanwhile: nothing to update
+  end if;
+  if v_inode.atime_ns <= v_inode.mtime_ns or v_inode.atime_ns <= v_inode.ctime_ns
+     or v_inode.atime_ns < v_now - 86400000000000 then
+    v_inode := tarbox_private.lock_inode(v_tenant, p_ino);
+    v_inode.atime_ns := v_now;
+    perform tarbox_private.save_inode(v_inode);
+  end if;
+end
+$$;
+comment on function tarbox.release(bigint, boolean) is 'Last close of an open inode: with p_was_read, updates atime with relatime rules.';
 
 create function tarbox.statfs() returns tarbox.statfs_info
 language sql stable as $$
