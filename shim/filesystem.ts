@@ -293,6 +293,10 @@ export class TarboxFs {
     return row.value as Buffer;
   }
 
+  noXattr(): never {
+    throw new FsError(Errno.ENODATA);
+  }
+
   async listxattr(path: string): Promise<string[]> {
     const rows = await this.sql`select name from tarbox.listxattr(${bytes(path)}) as name`;
     return rows.map((row) => xattrNameBytes(row.name as string));
@@ -301,6 +305,15 @@ export class TarboxFs {
   async removexattr(path: string, name: string): Promise<void> {
     await this.sql`select tarbox.removexattr(${bytes(path)}, ${xattrName(name)})`;
     this.attrs.delete(path);
+  }
+
+  /**
+   * Forget everything cached about names and contents (after a layer switch): attributes,
+   * and the block maps of open files, which now belong to another view.
+   */
+  dropCaches(): void {
+    this.attrs.clear();
+    this.files.dropBlockMaps();
   }
 
   /** Commit every buffered write (before unmounting). */

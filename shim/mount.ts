@@ -3,6 +3,8 @@
 // caching, kernel permission checks with the caller's identity).
 
 import { ChunkStore } from './chunks.js';
+import { ControlFs } from './control.js';
+import { listenForLayerSwitches } from './notifications.js';
 import { TenantDatabase } from './database.js';
 import { TarboxFs } from './filesystem.js';
 import { mount } from './fuse/binding.js';
@@ -49,9 +51,16 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
   const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
 
+  const control = new ControlFs(db.sql, {
+    beforeSwitch: () => fs.flushAll(),
+    afterSwitch: () => fs.dropCaches(),
+  });
+  // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
+  const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => fs.dropCaches(), log);
+
   let handle;
   try {
-    handle = await mount(options.mountpoint, operations(fs, log), {
+    handle = await mount(options.mountpoint, operations(fs, control, log), {
       fsname: `tarbox-${options.tenant}`,
       subtype: 'tarbox',
       allowOther: true,
@@ -64,6 +73,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       logger: { error: (message) => log(message) },
     });
   } catch (err) {
+    await listener.close();
     await db.close();
     throw err;
   }
@@ -74,10 +84,11 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     finished = true;
     await fs.flushAll();
     await handle.unmount();
+    await listener.close();
     await db.close();
   };
   const closed = handle.closed.then(async () => {
-    if (!finished) { finished = true; await db.close().catch(() => {}); }
+    if (!finished) { finished = true; await listener.close().catch(() => {}); await db.close().catch(() => {}); }
   });
   return { unmount, closed, fs };
 }

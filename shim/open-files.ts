@@ -245,6 +245,14 @@ export class OpenFiles {
     }
   }
 
+  /** Block maps may belong to another view now (layer switch): read them again. */
+  dropBlockMaps(): void {
+    for (const state of this.files.values()) {
+      state.blockMap.clear();
+      state.windows.clear();
+    }
+  }
+
   /** After truncate: buffered blocks past the new end are gone, the map is stale. */
   truncated(state: FileState, attr: Attr): void {
     state.attr = attr;

@@ -172,8 +172,12 @@ export interface MountHandle {
   unmount(): Promise<void>;
   /** Resolves when the FUSE loop has really ended (all FUSE threads joined). */
   readonly closed: Promise<void>;
-  /** FUSE thread-locals ever allocated and currently idle (bounded by peak threads). */
-  threads(): { allocated: number; idle: number };
+  /**
+   * FUSE worker bookkeeping: thread-locals ever allocated (bounded by the peak number of
+   * live FUSE threads), how many are idle on the free list, and how many FUSE threads
+   * have started so far (libfuse 2 keeps retiring and spawning them under load).
+   */
+  threads(): { allocated: number; idle: number; started: number };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,7 +192,7 @@ interface Native {
   fuse_native_mount(mnt: string, opts: string, ft: Buffer, ctx: object, onExit: () => void,
     handlers: unknown[], implemented: Uint32Array): void;
   fuse_native_unmount(mnt: string, ft: Buffer): void;
-  fuse_native_stats(ft: Buffer): [number, number];
+  fuse_native_stats(ft: Buffer): [number, number, number];
   [name: string]: unknown;
 }
 
@@ -300,7 +304,6 @@ function xattrNames(names: string[]): { bytes: number; list: string[] } {
 //   fail:  payload of an error reply (external buffers must be passed back so the C side
 //          detaches them, even on error or timeout)
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type Args = any[];
 type Reply = [number, unknown?, unknown?];
 type FailPayload = [unknown?];
@@ -658,8 +661,8 @@ export async function mount(mountpoint: string, ops: FuseOps, options: MountOpti
     mountpoint: mnt,
     closed,
     threads: () => {
-      const [allocated, idle] = b.fuse_native_stats(ft);
-      return { allocated, idle };
+      const [allocated, idle, started] = b.fuse_native_stats(ft);
+      return { allocated, idle, started };
     },
     unmount: () =>
       (unmounting ??= (async () => {
