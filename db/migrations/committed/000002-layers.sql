@@ -1,5 +1,5 @@
 --! Previous: sha1:6202410f6fff77078c3382c68b78873d20917f9c
---! Hash: sha1:2fa4b5c45d0988e396b7e64711ed46d536d883e2
+--! Hash: sha1:541a0ce896deae81a1b2ed946f0cdc7bc8b1e286
 --! Message: layers
 
 --! split: 001-layers.sql
@@ -116,7 +116,8 @@ declare
   v_entries bigint;
   v_bytes bigint;
 begin
-  select count(*) into v_entries from tarbox_private.dentries
+  -- every file or directory the layer changed has its own inode version in it
+  select count(*) into v_entries from tarbox_private.inodes
    where tenant_id = p_tenant.tenant_id and layer_id = p_layer.layer_id;
   select coalesce(sum(octet_length(c.data)), 0) into v_bytes
     from (select distinct b.chunk_hash from tarbox_private.file_blocks b
