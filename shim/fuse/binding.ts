@@ -158,6 +158,8 @@ export interface MountOptions {
   autoUnmount?: boolean;
   /** libfuse debug output on stderr. */
   debug?: boolean;
+  // No maxIdleThreads: libfuse 2.9.9 has no such option (it is libfuse 3's); unknown
+  // options make fuse_new fail. The patch makes libfuse 2's thread churn harmless instead.
   /** Per-op watchdog: reply ETIMEDOUT after this many ms (0 disables). Default 15000. */
   opTimeoutMs?: number;
   /** How long to wait for FUSE_INIT after mounting. Default 10000. */
