@@ -1,0 +1,49 @@
+// Small process helpers shared by the embedded-server bookkeeping and the mount pid files.
+import fs from 'node:fs';
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** The process start time from /proc, so a reused pid is not mistaken for the original process. */
+export function identity(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Alive, not a zombie, and (where /proc tells) the same process that recorded `recordedIdentity`. */
+export function isLive(pid: number, recordedIdentity: string | null): boolean {
+  if (!isAlive(pid) || isZombie(pid)) return false;
+  const now = identity(pid);
+  return !recordedIdentity || !now || now === recordedIdentity;
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
