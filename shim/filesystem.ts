@@ -11,34 +11,10 @@ import { OpenFiles, type Attr, type FileState } from './open-files.js';
 export interface Caller { uid: number; gid: number; pid: number }
 
 const bytes = (path: string) => Buffer.from(path, 'latin1');
+const O_APPEND = 0o2000;
 // xattr names reach us as latin1 (one char per byte); SQL keeps them as UTF-8 text
 const xattrName = (name: string) => Buffer.from(name, 'latin1').toString('utf8');
 const xattrNameBytes = (name: string) => Buffer.from(name, 'utf8').toString('latin1');
-
-/** Attributes by path for a short time (the same bound as the kernel's attr_timeout). */
-class AttrCache {
-  private entries = new Map<string, { attr: Attr; expires: number }>();
-  hits = 0;
-  misses = 0;
-  constructor(private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
-
-  get(path: string): Attr | undefined {
-    const entry = this.entries.get(path);
-    if (entry && entry.expires > Date.now()) { this.hits++; return entry.attr; }
-    if (entry) this.entries.delete(path);
-    this.misses++;
-    return undefined;
-  }
-
-  set(path: string, attr: Attr): void {
-    if (this.ttlMs <= 0) return;
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(path, { attr, expires: Date.now() + this.ttlMs });
-  }
-
-  delete(path: string): void { this.entries.delete(path); }
-  clear(): void { this.entries.clear(); }
-}
 
 /** relatime, as tarbox.release applies it: worth a SQL call only when atime would move. */
 function atimeIsDue(attr: Attr): boolean {
@@ -47,7 +23,65 @@ function atimeIsDue(attr: Attr): boolean {
     || atime < Date.now() * 1e6 - 86400e9;
 }
 
-interface Handle { state: FileState; path: string; wasRead: boolean }
+/**
+ * Attributes for a short time (the same bound as the kernel's attr_timeout), by inode, with
+ * a path -> inode map in front. Keying attributes by inode keeps every name of a hard link
+ * consistent, and lets a change to a directory's entries drop the directory's attributes
+ * (nlink, mtime) wherever it is cached.
+ */
+class AttrCache {
+  private paths = new Map<string, { ino: number; expires: number }>();
+  private inodes = new Map<number, { attr: Attr; expires: number }>();
+  hits = 0;
+  misses = 0;
+  constructor(private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
+
+  get(path: string): Attr | undefined {
+    const now = Date.now();
+    const name = this.paths.get(path);
+    const entry = name && name.expires > now ? this.inodes.get(name.ino) : undefined;
+    if (entry && entry.expires > now) { this.hits++; return entry.attr; }
+    this.misses++;
+    return undefined;
+  }
+
+  /** The inode a path was last seen to name (even if its attributes expired). */
+  inoOf(path: string): number | undefined {
+    return this.paths.get(path)?.ino;
+  }
+
+  set(path: string, attr: Attr): void {
+    if (this.ttlMs <= 0) return;
+    if (this.paths.size >= this.maxEntries) this.clear();
+    const expires = Date.now() + this.ttlMs;
+    this.paths.set(path, { ino: attr.ino, expires });
+    this.inodes.set(attr.ino, { attr, expires });
+  }
+
+  /** The inode's attributes changed in a way we cannot compute here (nlink, ctime, ...). */
+  forgetInode(ino: number | undefined): void {
+    if (ino !== undefined) this.inodes.delete(ino);
+  }
+
+  /** The name is gone (and what it named changed). */
+  forgetPath(path: string): void {
+    this.forgetInode(this.paths.get(path)?.ino);
+    this.paths.delete(path);
+  }
+
+  /** An entry was added to or removed from the directory holding path. */
+  forgetParentOf(path: string): void {
+    const slash = path.lastIndexOf('/');
+    this.forgetInode(this.paths.get(slash <= 0 ? '/' : path.slice(0, slash))?.ino);
+  }
+
+  clear(): void {
+    this.paths.clear();
+    this.inodes.clear();
+  }
+}
+
+interface Handle { state: FileState; path: string; wasRead: boolean; append: boolean }
 
 export interface TarboxFsOptions {
   sql: Sql;
@@ -101,17 +135,20 @@ export class TarboxFs {
   }
 
   async chmod(path: string, mode: number): Promise<void> {
+    await this.settle(path);
     const [attr] = await this.sql`select * from tarbox.chmod(${bytes(path)}, ${mode})`;
     this.remember(path, attr as Attr);
   }
 
   async chown(path: string, uid: number, gid: number): Promise<void> {
+    await this.settle(path);
     // fuse passes (uid_t)-1 as 4294967295
     const [attr] = await this.sql`select * from tarbox.chown(${bytes(path)}, ${uid | 0}, ${gid | 0})`;
     this.remember(path, attr as Attr);
   }
 
   async utimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void> {
+    await this.settle(path);
     const [attr] = await this.sql`
       select * from tarbox.utimens(${bytes(path)}, ${atimeSec}, ${atimeNsec}, ${mtimeSec}, ${mtimeNsec})`;
     this.remember(path, attr as Attr);
@@ -128,34 +165,44 @@ export class TarboxFs {
 
   // --- directories and names ----------------------------------------------------------
 
-  async readdir(path: string): Promise<string[]> {
+  /** Names with their attributes (so d_ino and d_type are right), . and .. first. */
+  async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
     const rows = await this.sql`select d.name, (d.attr).* from tarbox.readdir(${bytes(path)}) d`;
+    const self = await this.getattr(path);
     const prefix = path === '/' ? '/' : path + '/';
     const names = ['.', '..'];
+    // '..' is reported with the directory's own attributes when its parent is not cached:
+    // only d_ino differs, and nothing relies on the d_ino of '..'
+    const parent = path === '/' ? self : this.attrs.get(path.slice(0, Math.max(path.lastIndexOf('/'), 1))) ?? self;
+    const attrs: Attr[] = [self, parent];
     for (const row of rows) {
       const name = (row.name as Buffer).toString('latin1');
-      names.push(name);
       const { name: _name, ...attr } = row;
+      names.push(name);
+      attrs.push(attr as unknown as Attr);
       this.attrs.set(prefix + name, attr as unknown as Attr);
     }
-    return names;
+    return { names, attrs };
   }
 
   async mkdir(caller: Caller, path: string, mode: number): Promise<void> {
     const [attr] = await this.sql`select * from tarbox.mkdir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr);
+    this.attrs.forgetParentOf(path);
   }
 
   async mknod(caller: Caller, path: string, mode: number, rdev: number): Promise<void> {
     const [attr] = await this.sql`
       select * from tarbox.mknod(${bytes(path)}, ${mode}, ${rdev}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr);
+    this.attrs.forgetParentOf(path);
   }
 
   async symlink(caller: Caller, target: string, path: string): Promise<void> {
     const [attr] = await this.sql`
       select * from tarbox.symlink(${bytes(target)}, ${bytes(path)}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr);
+    this.attrs.forgetParentOf(path);
   }
 
   async readlink(path: string): Promise<string> {
@@ -165,18 +212,20 @@ export class TarboxFs {
 
   async link(existing: string, path: string): Promise<void> {
     const [attr] = await this.sql`select * from tarbox.link(${bytes(existing)}, ${bytes(path)})`;
-    this.attrs.delete(existing); // its nlink and ctime changed
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr); // the inode's new nlink and ctime, for every name
+    this.attrs.forgetParentOf(path);
   }
 
   async unlink(caller: Caller, path: string): Promise<void> {
-    this.attrs.delete(path);
     await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid})`;
+    this.attrs.forgetPath(path);
+    this.attrs.forgetParentOf(path);
   }
 
   async rmdir(caller: Caller, path: string): Promise<void> {
-    this.attrs.delete(path);
     await this.sql`select tarbox.rmdir(${bytes(path)}, ${caller.uid})`;
+    this.attrs.forgetPath(path);
+    this.attrs.forgetParentOf(path);
   }
 
   async rename(caller: Caller, from: string, to: string): Promise<void> {
@@ -190,11 +239,25 @@ export class TarboxFs {
 
   // --- file data ------------------------------------------------------------------------
 
-  private newHandle(state: FileState, path: string): number {
+  private newHandle(state: FileState, path: string, flags: number): number {
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { state, path, wasRead: false });
+    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0 });
     return fh;
+  }
+
+  /**
+   * Commit buffered data of the file a path names before changing its attributes: the
+   * commit sets mtime (and may clear setuid), which must not undo an explicit utimens or
+   * chmod that came after the writes (cp -a, tar).
+   */
+  private async settle(path: string): Promise<void> {
+    const ino = this.attrs.inoOf(path);
+    for (const handle of this.handles.values()) {
+      if ((handle.path === path || handle.state.ino === ino) && handle.state.hasPendingData) {
+        await this.files.flush(handle.state);
+      }
+    }
   }
 
   private handle(fh: number): Handle {
@@ -203,24 +266,21 @@ export class TarboxFs {
     return handle;
   }
 
-  async create(caller: Caller, path: string, mode: number): Promise<number> {
+  async create(caller: Caller, path: string, mode: number, flags = 0): Promise<number> {
     const [attr] = await this.sql`select * from tarbox.create(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr);
-    return this.newHandle(this.files.open(attr as Attr), path);
+    this.attrs.forgetParentOf(path);
+    return this.newHandle(this.files.open(attr as Attr), path, flags);
   }
 
   async open(caller: Caller, path: string, flags: number): Promise<number> {
     const truncating = (flags & 0o1000) !== 0 && (flags & 3) !== 0;
-    if (truncating) {
-      const cached = this.attrs.get(path);
-      const state = cached && this.files.get(cached.ino);
-      if (state) await this.files.flush(state);
-    }
+    if (truncating) await this.settle(path);
     const [attr] = await this.sql`select * from tarbox.open(${bytes(path)}, ${flags}, ${caller.uid})`;
     this.remember(path, attr as Attr);
     const state = this.files.open(attr as Attr);
     if (truncating) this.files.truncated(state, attr as Attr);
-    return this.newHandle(state, path);
+    return this.newHandle(state, path, flags);
   }
 
   async read(fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
@@ -230,7 +290,10 @@ export class TarboxFs {
   }
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
-    return this.files.write(this.handle(fh).state, buf, offset, caller.uid);
+    const handle = this.handle(fh);
+    // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
+    // writes), not to the kernel's cached size, which another writer may have outdated.
+    return this.files.write(handle.state, buf, offset, caller.uid, handle.append);
   }
 
   async flush(fh: number): Promise<void> {
@@ -259,14 +322,12 @@ export class TarboxFs {
     if (hadData) this.remember(handle.path, handle.state.attr);
     if (handle.wasRead && atimeIsDue(handle.state.attr)) {
       await this.sql`select tarbox.release(${handle.state.ino}, true)`;
-      this.attrs.delete(handle.path);
+      this.attrs.forgetInode(handle.state.ino);
     }
   }
 
   async truncate(caller: Caller, path: string, size: number): Promise<void> {
-    const cached = this.attrs.get(path);
-    const state = cached && this.files.get(cached.ino);
-    if (state) await this.files.flush(state);
+    await this.settle(path);
     const [attr] = await this.sql`select * from tarbox.truncate(${bytes(path)}, ${size}, ${caller.uid})`;
     const open = this.files.get((attr as Attr).ino);
     if (open) { await this.files.flush(open); this.files.truncated(open, attr as Attr); }
@@ -285,7 +346,7 @@ export class TarboxFs {
 
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
     await this.sql`select tarbox.setxattr(${bytes(path)}, ${xattrName(name)}, ${value}, ${flags})`;
-    this.attrs.delete(path);
+    this.attrs.forgetInode(this.attrs.inoOf(path)); // ctime moved
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -304,7 +365,7 @@ export class TarboxFs {
 
   async removexattr(path: string, name: string): Promise<void> {
     await this.sql`select tarbox.removexattr(${bytes(path)}, ${xattrName(name)})`;
-    this.attrs.delete(path);
+    this.attrs.forgetInode(this.attrs.inoOf(path)); // ctime moved
   }
 
   /**

@@ -42,6 +42,8 @@ export class FileState {
   error: unknown = null;
   writerUid = 0;
   attr: Attr;
+  /** Writes of one inode run one at a time: each may wait for a block's base content. */
+  writeQueue: Promise<unknown> = Promise.resolve();
 
   constructor(readonly ino: number, attr: Attr) {
     this.attr = attr;
@@ -94,7 +96,32 @@ export class OpenFiles {
     }
   }
 
-  async write(state: FileState, buf: Buffer, offset: number, uid: number): Promise<number> {
+  /**
+   * Buffer a write. With `append`, the offset is the end of the file as this mount knows it,
+   * taken when the write's turn comes, so concurrent appenders never overwrite each other.
+   */
+  write(state: FileState, buf: Buffer, offset: number, uid: number, append = false): Promise<number> {
+    const run = state.writeQueue.then(() => append ? this.appendNow(state, buf, uid) : this.writeNow(state, buf, offset, uid));
+    state.writeQueue = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * O_APPEND: commit what is buffered, then append in SQL, where the inode's row lock makes
+   * "the end of the file" the same for every process and every mount.
+   */
+  private async appendNow(state: FileState, buf: Buffer, uid: number): Promise<number> {
+    await this.flush(state);
+    const [attr] = await this.sql`select * from tarbox.append_ino(${state.ino}, ${buf}, ${uid})`;
+    state.attr = attr as Attr;
+    state.size = state.committedSize = (attr as Attr).size;
+    const first = Math.floor(Math.max((attr as Attr).size - buf.length, 0) / this.blockSize);
+    for (const blockNo of [...state.blockMap.keys()]) if (blockNo >= first) state.blockMap.delete(blockNo);
+    state.windows.clear();
+    return buf.length;
+  }
+
+  private async writeNow(state: FileState, buf: Buffer, offset: number, uid: number): Promise<number> {
     this.throwPendingError(state);
     const bs = this.blockSize;
     const end = offset + buf.length;
@@ -106,10 +133,8 @@ export class OpenFiles {
       let block = state.dirty.get(blockNo);
       if (!block) {
         block = await this.startBlock(state, blockNo, from, to);
-        // another write may have started the same block while we waited for its base
-        const raced = state.dirty.get(blockNo);
-        if (raced) block = raced;
-        else { state.dirty.set(blockNo, block); state.dirtyBytes += bs; }
+        state.dirty.set(blockNo, block);
+        state.dirtyBytes += bs;
       }
       buf.copy(block.data, from, blockStart + from - offset, blockStart + to - offset);
       block.length = Math.max(block.length, to);

@@ -47,7 +47,11 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
       stat(control.owns(fh) ? control.getattr(path) : await fs.fgetattr(path, fh))),
     access: guard((c, path: string, mask: number) => ctl(path) ? undefined : fs.access(c, path, mask)),
     statfs: guard(async () => statfs(await fs.statfs())),
-    readdir: guard((_c, path: string) => ctl(path) ? control.readdir(path) : fs.readdir(path)),
+    readdir: guard(async (_c, path: string) => {
+      if (ctl(path)) return control.readdir(path);
+      const { names, attrs } = await fs.readdir(path);
+      return { names, stats: attrs.map(stat) };
+    }),
     mkdir: guard((c, path: string, mode: number) => ctl(path) ? control.refuse() : fs.mkdir(c, path, mode)),
     mknod: guard((c, path: string, mode: number, rdev: number) => ctl(path) ? control.refuse() : fs.mknod(c, path, mode, rdev)),
     symlink: guard((c, target: string, path: string) => ctl(path) ? control.refuse() : fs.symlink(c, target, path)),
@@ -63,7 +67,7 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
     truncate: guard((c, path: string, size: number) => ctl(path) ? control.truncate(path) : fs.truncate(c, path, size)),
     ftruncate: guard((c, path: string, fh: number, size: number) =>
       control.owns(fh) ? control.truncate(path) : fs.ftruncate(c, fh, size)),
-    create: guard((c, path: string, mode: number) => ctl(path) ? control.refuse() : fs.create(c, path, mode)),
+    create: guard((c, path: string, mode: number, flags: number) => ctl(path) ? control.refuse() : fs.create(c, path, mode, flags)),
     open: guard((c, path: string, flags: number) => ctl(path) ? control.open(path) : fs.open(c, path, flags)),
     read: guard((_c, _path: string, fh: number, buf: Buffer, len: number, offset: number) =>
       control.owns(fh) ? control.read(fh, buf, len, offset) : fs.read(fh, buf, len, offset)),

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type postgres from 'postgres';
 import type { Config } from '../config.js';
+import { createTenant, type TenantLimits } from './tenant.js';
 import { configFor, connect, withDatabase } from '../context.js';
 import { migrateDatabase, type MigrateResult } from '../migrate.js';
 import { hostPort } from '../postgres-server.js';
@@ -17,7 +18,7 @@ export async function init(config: Config): Promise<InitResult> {
     const migrations = await migrateDatabase(db.url);
     const sql = connect(db.url, config);
     try {
-      const created = await ensureTenant(sql, config.filesystem.default_tenant);
+      const created = await ensureTenant(sql, config.filesystem.default_tenant, config.filesystem);
       return {
         database: { embedded: db.embedded, address: hostPort(db.url), dataDir: db.embedded ? config.database.data_dir : null },
         migrations,
@@ -29,10 +30,10 @@ export async function init(config: Config): Promise<InitResult> {
   });
 }
 
-async function ensureTenant(sql: postgres.Sql<{}>, name: string): Promise<boolean> {
+async function ensureTenant(sql: postgres.Sql<{}>, name: string, limits: TenantLimits): Promise<boolean> {
   const existing = await sql`select 1 from tarbox.list_tenants() where name = ${name}`;
   if (existing.length > 0) return false;
-  await sql`select tarbox.create_tenant(${name})`;
+  await createTenant(sql, name, undefined, limits);
   return true;
 }
 

@@ -14,8 +14,12 @@ export interface TenantInfo {
   bytes: number;
 }
 
-export async function createTenant(sql: postgres.Sql<{}>, name: string, displayName?: string): Promise<TenantInfo> {
-  const [t] = await sql<TenantInfo[]>`select * from tarbox.create_tenant(${name}, ${displayName ?? null})`;
+/** The per-tenant storage settings from the configuration's [filesystem] section. */
+export interface TenantLimits { block_size: number; max_file_size: number }
+
+export async function createTenant(sql: postgres.Sql<{}>, name: string, displayName: string | undefined, limits: TenantLimits): Promise<TenantInfo> {
+  const [t] = await sql<TenantInfo[]>`
+    select * from tarbox.create_tenant(${name}, ${displayName ?? null}, ${limits.block_size}, ${limits.max_file_size})`;
   return t;
 }
 
@@ -44,7 +48,8 @@ export function register(program: Command): void {
     .description('create a tenant')
     .option('--display-name <text>', 'human-readable name')
     .action(async (name: string, opts: { displayName?: string }, cmd: Command) => {
-      const t = await withSql(configFor(cmd), (sql) => createTenant(sql, name, opts.displayName));
+      const config = configFor(cmd);
+      const t = await withSql(config, (sql) => createTenant(sql, name, opts.displayName, config.filesystem));
       console.log(`created tenant "${t.name}" (id ${t.tenant_id})`);
     });
 
