@@ -216,8 +216,17 @@ export class TarboxFs {
     this.attrs.forgetParentOf(path);
   }
 
+  /** The open file a path names in this mount, if any (its inode must outlive the name). */
+  private openAt(path: string): FileState | undefined {
+    for (const handle of this.handles.values()) if (handle.path === path) return handle.state;
+    const ino = this.attrs.inoOf(path);
+    return ino === undefined ? undefined : this.files.get(ino);
+  }
+
   async unlink(caller: Caller, path: string): Promise<void> {
-    await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid})`;
+    const open = this.openAt(path);
+    await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
+    if (open) open.orphan = true;
     this.attrs.forgetPath(path);
     this.attrs.forgetParentOf(path);
   }
@@ -231,7 +240,9 @@ export class TarboxFs {
   async rename(caller: Caller, from: string, to: string): Promise<void> {
     // every cached path below a renamed directory is stale: drop them all
     this.attrs.clear();
-    await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid})`;
+    const replaced = this.openAt(to);
+    await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid}, ${replaced !== undefined})`;
+    if (replaced) replaced.orphan = true;
     for (const handle of this.handles.values()) {
       if (handle.path === from) handle.path = to;
     }
@@ -317,12 +328,18 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     this.handles.delete(fh);
-    const hadData = handle.state.hasPendingData;
-    await this.files.release(handle.state);
-    if (hadData) this.remember(handle.path, handle.state.attr);
-    if (handle.wasRead && atimeIsDue(handle.state.attr)) {
-      await this.sql`select tarbox.release(${handle.state.ino}, true)`;
-      this.attrs.forgetInode(handle.state.ino);
+    const state = handle.state;
+    const hadData = state.hasPendingData;
+    const last = await this.files.release(state);
+    if (state.orphan) {
+      // the unlinked file's last close here: now it may go
+      if (last) await this.sql`select tarbox.release(${state.ino}, ${handle.wasRead}, true)`;
+      return;
+    }
+    if (hadData) this.remember(handle.path, state.attr);
+    if (handle.wasRead && atimeIsDue(state.attr)) {
+      await this.sql`select tarbox.release(${state.ino}, true)`;
+      this.attrs.forgetInode(state.ino);
     }
   }
 

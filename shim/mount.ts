@@ -66,6 +66,8 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       allowOther: true,
       defaultPermissions: true,
       bigWrites: true,
+      // unlink of an open file really unlinks (POSIX); the SQL keeps the inode until release
+      hardRemove: true,
       attrTimeout: config.filesystem.attr_timeout,
       entryTimeout: config.filesystem.entry_timeout,
       // keep every SQL statement below fuse's 15 s watchdog so callers get our errno

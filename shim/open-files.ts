@@ -42,6 +42,8 @@ export class FileState {
   error: unknown = null;
   writerUid = 0;
   attr: Attr;
+  /** The last name went while open here: the inode is an orphan until the last release. */
+  orphan = false;
   /** Writes of one inode run one at a time: each may wait for a block's base content. */
   writeQueue: Promise<unknown> = Promise.resolve();
 
@@ -86,14 +88,18 @@ export class OpenFiles {
     return state;
   }
 
-  /** Drop a handle; the state goes with the last one (after its data is committed). */
-  async release(state: FileState): Promise<void> {
+  /**
+   * Drop a handle; the state goes with the last one (after its data is committed).
+   * Returns true when that was the last handle.
+   */
+  async release(state: FileState): Promise<boolean> {
     try {
       await this.flush(state);
     } finally {
       state.refs--;
       if (state.refs <= 0 && !state.hasPendingData) this.files.delete(state.ino);
     }
+    return state.refs <= 0;
   }
 
   /**
