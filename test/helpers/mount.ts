@@ -103,6 +103,15 @@ function isMounted(mountpoint: string): boolean {
   return info.split('\n').some((line) => unescape(line.split(' ')[4] ?? '') === mountpoint);
 }
 
+/** Servers still running: if this process exits without unmounting, they go with it. */
+const live = new Set<{ child: ChildProcessWithoutNullStreams; mountpoint: string }>();
+process.on('exit', () => {
+  for (const { child, mountpoint } of live) {
+    child.kill('SIGKILL');
+    spawnSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' });
+  }
+});
+
 function startServer(url: string, tenant: string, mountpoint: string, config: object | undefined, logs: string[]): Promise<MountServer> {
   const args = [SERVER, url, tenant, mountpoint];
   if (config) args.push(JSON.stringify(config));
@@ -114,7 +123,9 @@ function startServer(url: string, tenant: string, mountpoint: string, config: ob
     stderr.push(line);
     logs[index] += line + '\n';
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const entry = { child, mountpoint };
+  live.add(entry);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { live.delete(entry); resolve(code); }));
   let stopping: Promise<void> | undefined;
   const server: MountServer = {
     mountpoint,
@@ -292,6 +303,17 @@ export async function mountFresh(options: MountFreshOptions = {}): Promise<Mount
     },
   };
   return mount;
+}
+
+/**
+ * The usual test.after.always body: show the tail of the mount-server stderr (it carries the
+ * shim's errors), then unmount and drop the database.
+ */
+export async function finish(t: { log(...values: unknown[]): void }, m: Mount | undefined): Promise<void> {
+  if (!m) return;
+  const log = m.log();
+  if (log) t.log(`mount-server stderr (last 4000 characters):\n${log.slice(-4000)}`);
+  await m.unmount();
 }
 
 /**

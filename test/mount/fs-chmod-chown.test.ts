@@ -2,7 +2,7 @@
 // in fs-permissions.test.ts).
 import test from 'ava';
 import * as fs from 'node:fs';
-import { errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -10,13 +10,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('chmod sets every permission bit, setuid/setgid/sticky included', (t) => {
   const f = m.path('modes');

@@ -1,7 +1,7 @@
 // create/open/release through a real mount: O_CREAT, O_EXCL, O_TRUNC, access modes.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { allowTime, errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { allowTime, errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 const { O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, O_APPEND } = fs.constants;
@@ -10,13 +10,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('O_CREAT makes an empty regular file with the requested mode', (t) => {
   const fd = fs.openSync(m.path('new'), O_CREAT | O_WRONLY, 0o640);

@@ -1,7 +1,7 @@
 // mkdir and mknod (fifos, sockets, device nodes as metadata) through a real mount.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -9,13 +9,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('mkdir: a directory with the requested mode, owned by the caller', (t) => {
   fs.mkdirSync(m.path('d1'), { mode: 0o750 });

@@ -1,7 +1,7 @@
 // File names are bytes: not-UTF-8 names, every byte value, 255-byte limits.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { allowTime, errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { allowTime, errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -9,13 +9,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 const P = (...parts: (string | Buffer)[]): Buffer =>
   Buffer.concat([Buffer.from(m.mountpoint), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.isBuffer(p) ? p : Buffer.from(p)])]);

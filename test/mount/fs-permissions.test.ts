@@ -2,7 +2,7 @@
 // and the shim creates files as the calling uid/gid. Non-root callers run through setpriv.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 const U = { uid: 1000, gid: 1000 };
@@ -12,13 +12,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 /** A root-owned directory with this mode (umask does not apply: chmod after mkdir). */
 function rootDir(name: string, mode: number): string {

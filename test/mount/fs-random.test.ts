@@ -5,7 +5,7 @@
 // every failure together with the last operations.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { allowTime, mountFresh, type Mount, type MountServer } from '../helpers/mount.js';
+import { allowTime, finish, mountFresh, type Mount, type MountServer } from '../helpers/mount.js';
 
 const BS = 4096;
 const MAX_SIZE = 24 * BS;
@@ -15,13 +15,7 @@ test.before(async () => {
   m = await mountFresh({ blockSize: BS });
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 /** mulberry32: small, fast, good enough to pick offsets. */
 function prng(seed: number): () => number {

@@ -3,7 +3,7 @@
 import test from 'ava';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { allowTime, errorCode, mountFresh, type Mount, type MountServer } from '../helpers/mount.js';
+import { allowTime, errorCode, finish, mountFresh, type Mount, type MountServer } from '../helpers/mount.js';
 
 const BS = 64 * 1024;
 let m: Mount;
@@ -12,13 +12,7 @@ test.before(async () => {
   m = await mountFresh({ blockSize: BS });
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 /** Deterministic pseudo-random bytes. */
 function bytes(n: number, seed: number): Buffer {

@@ -1,7 +1,7 @@
 // readdir through a real mount: . and .., many entries, types, inode numbers, changes.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { allowTime, errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { allowTime, errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -9,13 +9,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('an empty directory lists only . and ..', async (t) => {
   fs.mkdirSync(m.path('empty'));

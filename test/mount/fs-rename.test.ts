@@ -2,7 +2,7 @@
 // directories, and every error case rename(2) lists.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { errorCode, mountFresh, type Mount } from '../helpers/mount.js';
+import { errorCode, finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 let n = 0;
@@ -11,13 +11,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 /** A fresh directory for one test. */
 function dir(): string {

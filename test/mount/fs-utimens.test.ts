@@ -1,7 +1,7 @@
 // utimens through a real mount: nanosecond times, UTIME_OMIT, UTIME_NOW, symlinks.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 const UTC = { env: { TZ: 'UTC' } };
@@ -10,13 +10,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 async function times(p: string): Promise<{ atime: string; mtime: string; ctime: string }> {
   const out = await m.check(`stat -c '%x|%y|%z' '${p}'`, UTC);
@@ -127,4 +121,26 @@ test.serial('reading a file moves an atime older than its mtime (relatime)', asy
   const st = fs.statSync(m.path('ra'), { bigint: true });
   const now = BigInt(Date.now()) * 1_000_000n;
   t.true(now - st.atimeNs < 10_000_000_000n, `atime ${st.atimeNs} moved to about now`);
+});
+
+test.serial('futimens on an fd with unflushed writes: the time set survives the close (cp -a, tar do this)', async (t) => {
+  const fd = fs.openSync(m.path('pending'), 'w');
+  fs.writeSync(fd, Buffer.alloc(5000, 1));
+  fs.futimesSync(fd, 1_000_000_000, 1_000_000_000);
+  fs.closeSync(fd);
+  t.is(fs.statSync(m.path('pending')).mtimeMs, 1_000_000_000_000);
+  await new Promise((r) => setTimeout(r, 1100)); // past the attribute caches
+  t.is(fs.statSync(m.path('pending')).mtimeMs, 1_000_000_000_000, 'still after the caches expire');
+  await m.remount();
+  t.is(fs.statSync(m.path('pending')).mtimeMs, 1_000_000_000_000, 'and after a remount');
+});
+
+test.serial('utimes by path while another fd has unflushed writes', async (t) => {
+  const fd = fs.openSync(m.path('pending2'), 'w');
+  fs.writeSync(fd, 'data');
+  fs.utimesSync(m.path('pending2'), 1_200_000_000, 1_200_000_000);
+  fs.closeSync(fd);
+  await new Promise((r) => setTimeout(r, 1100));
+  t.is(fs.statSync(m.path('pending2')).mtimeMs, 1_200_000_000_000);
+  t.is(fs.readFileSync(m.path('pending2'), 'utf8'), 'data');
 });

@@ -1,7 +1,7 @@
 // Extended attributes through a real mount, with Python's os.*xattr (Node has none).
 import test from 'ava';
 import * as fs from 'node:fs';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -9,13 +9,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('set, get, list, overwrite and remove a user attribute', async (t) => {
   fs.writeFileSync(m.path('x1'), 'content');

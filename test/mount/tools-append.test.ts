@@ -2,7 +2,7 @@
 // none torn, each writer's lines in order.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -10,13 +10,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 function checkLines(t: import('ava').ExecutionContext, text: string, writers: string[], count: number): void {
   const lines = text.split('\n');
@@ -42,6 +36,13 @@ test.serial('two shells appending with >> (open, write, close per line)', async 
   checkLines(t, fs.readFileSync(m.path('log'), 'utf8'), ['A', 'B'], 500);
 });
 
+test.serial('four shells appending with >> at once', async (t) => {
+  t.timeout(180_000);
+  const loop = (w: string) => m.check(`for i in $(seq 1 250); do echo "${w} $i" >> log4; done`, { timeoutMs: 170_000 });
+  await Promise.all(['A', 'B', 'C', 'D'].map(loop));
+  checkLines(t, fs.readFileSync(m.path('log4'), 'utf8'), ['A', 'B', 'C', 'D'], 250);
+});
+
 test.serial('two processes each holding an O_APPEND fd open', async (t) => {
   t.timeout(120_000);
   const writer = (w: string) => m.python(`
@@ -55,8 +56,10 @@ out(1)`);
   checkLines(t, fs.readFileSync(m.path('log2'), 'utf8'), ['A', 'B', 'C'], 2000);
 });
 
-test.serial('appends from two mount processes of the same tenant, one after the other', async (t) => {
+test.serial('appends from two mount processes of the same tenant, taking turns', async (t) => {
   t.timeout(60_000);
+  // O_APPEND means "at the end of the file" even when the end was written by another mount
+  // a moment ago: each append must land after the other mount's committed data.
   const other = await m.mountAgain();
   try {
     for (let i = 1; i <= 20; i++) {
@@ -66,8 +69,8 @@ test.serial('appends from two mount processes of the same tenant, one after the 
   } finally {
     await other.stop();
   }
-  // attribute caches of 1 s may hide the other mount's size: this is close-to-open, so
-  // every append opens the file anew and must see the other's committed data
+  // reading the other mount's data through this one waits out the 1 s attribute caches
+  await new Promise((resolve) => setTimeout(resolve, 1100));
   const text = fs.readFileSync(m.path('log3'), 'utf8');
   const expected = Array.from({ length: 20 }, (_, k) => `A ${k + 1}\nB ${k + 1}\n`).join('');
   t.is(text, expected);

@@ -3,7 +3,7 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { mountFresh, run, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, run, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -11,13 +11,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 const BUILD = `
 set -e

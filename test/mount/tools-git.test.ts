@@ -1,7 +1,7 @@
 // git on the mount: init, add, commit, status, log, branches, a clone, fsck.
 import test from 'ava';
 import * as fs from 'node:fs';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 // no system or global configuration: the test sets what it needs in the repository
@@ -12,13 +12,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 test.serial('git init, add, commit, status, log', async (t) => {
   t.timeout(60_000);

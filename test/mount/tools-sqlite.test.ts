@@ -1,6 +1,6 @@
 // SQLite on the mount (python3's sqlite3): rollback journal and WAL, reopen, remount.
 import test from 'ava';
-import { mountFresh, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
 
@@ -8,13 +8,7 @@ test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 const CHECK = (db: string) => `
 import sqlite3

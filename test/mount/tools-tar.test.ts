@@ -4,22 +4,17 @@ import test from 'ava';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { mountFresh, run, type Mount } from '../helpers/mount.js';
+import { finish, mountFresh, run, type Mount } from '../helpers/mount.js';
 
 let m: Mount;
-const FILES = 3000;
+// TARBOX_TEST_TAR_FILES: fewer files while developing
+const FILES = Number(process.env.TARBOX_TEST_TAR_FILES ?? 3000);
 
 test.before(async () => {
   m = await mountFresh();
 });
 
-test.after.always(async (t) => {
-  if (m) {
-    const log = m.log();
-    if (log) t.log(`mount-server stderr:\n${log}`);
-    await m.unmount();
-  }
-});
+test.after.always((t) => finish(t, m));
 
 /** Deterministic tree: nested directories, sizes 0-20 KiB, a few modes, fixed mtimes. */
 function makeTree(root: string, seed: number): void {
@@ -40,9 +35,10 @@ function makeTree(root: string, seed: number): void {
 }
 
 async function manifest(root: string): Promise<string> {
-  // path, type, mode, size, mtime (whole seconds), sha256 for files
+  // path, type, mode, size (files only: directory sizes are filesystem-specific), mtime
+  // (whole seconds), then sha256 for files
   const out = await run(
-    `find . -printf '%P %y %m %s %TY%Tm%Td%TH%TM%TS\\n' | sed 's/\\.[0-9]*$//' | sort > /tmp/manifest.$$ && ` +
+    `find . -type d -printf '%P %y %m - %TY%Tm%Td%TH%TM%TS\\n' -o -printf '%P %y %m %s %TY%Tm%Td%TH%TM%TS\\n' | sed 's/\\.[0-9]*$//' | sort > /tmp/manifest.$$ && ` +
       `find . -type f -print0 | sort -z | xargs -0 sha256sum >> /tmp/manifest.$$ && cat /tmp/manifest.$$ && rm /tmp/manifest.$$`,
     { cwd: root, timeoutMs: 120_000 },
   );
