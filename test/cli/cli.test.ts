@@ -1,6 +1,5 @@
 // The built CLI (bin/tarbox.js) as a child process against a fresh database: every command's round
 // trip, and the error cases, which must print exactly one line on stderr with the documented code.
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,9 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { freshDatabase, type FreshDatabase } from '../helpers/database.js';
+import { cliRunner, failsWith, root, text, type Result } from '../helpers/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const bin = path.join(root, 'bin', 'tarbox.js');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tarbox-cli-'));
 let db: FreshDatabase;
 
@@ -22,48 +20,7 @@ test.after.always(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-/** Runs `tarbox --database-url <db> ...args` in an empty directory with no tarbox environment. */
-function tarbox(args: string[], opts: { input?: Buffer | string; url?: string | null; env?: Record<string, string> } = {}): Promise<Result> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && k !== 'DATABASE_URL' && !k.startsWith('TARBOX_')) env[k] = v;
-  }
-  const url = opts.url === undefined ? db.url : opts.url;
-  const argv = [bin, ...(url ? ['--database-url', url] : []), ...args];
-  const child = spawn(process.execPath, argv, { cwd: work, env: { ...env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.stderr.on('data', (c: Buffer) => err.push(c));
-  child.stdin.end(opts.input ?? '');
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
-  });
-}
-
-const text = (r: Result) => r.stdout.toString();
-
-async function ok(args: string[], opts?: Parameters<typeof tarbox>[1]): Promise<Result> {
-  const r = await tarbox(args, opts);
-  if (r.code !== 0) throw new Error(`tarbox ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
-
-/** Asserts the documented failure shape: exit code, one "tarbox: ..." line on stderr, no stack. */
-function failsWith(t: import('ava').ExecutionContext, r: Result, code: number, message: RegExp) {
-  t.is(r.code, code, r.stderr);
-  const lines = r.stderr.split('\n').filter(Boolean);
-  t.is(lines.length, 1, r.stderr);
-  t.regex(lines[0] ?? '', /^tarbox: /);
-  t.regex(lines[0] ?? '', message);
-}
+const { tarbox, ok } = cliRunner({ url: () => db.url, cwd: work });
 
 let tenants = 0;
 async function newTenant(): Promise<string> {

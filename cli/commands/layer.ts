@@ -1,0 +1,108 @@
+// tarbox layer list|create|switch|delete|diff: checkpoints of a tenant (docs/layers.md).
+// Each subcommand is one call of the matching SQL function.
+import type { Command } from 'commander';
+import type postgres from 'postgres';
+import { configFor, printJson, withTenant } from '../context.js';
+import { CliError, ExitCode } from '../errors.js';
+import { tenantOption } from './fs.js';
+
+export interface LayerInfo {
+  layer_id: number;
+  parent_layer_id: number | null;
+  message: string | null;
+  created_at: Date;
+  frozen_at: Date | null;
+  is_working: boolean;
+  in_view: boolean;
+  changed_entries: number;
+  changed_bytes: number;
+}
+
+export interface LayerChange { path: string; change: 'added' | 'modified' | 'deleted'; kind: string }
+
+export const listLayers = (sql: postgres.Sql<{}>) => sql<LayerInfo[]>`select * from tarbox.list_layers()`;
+
+export async function createLayer(sql: postgres.Sql<{}>, message: string | null): Promise<LayerInfo> {
+  const [layer] = await sql<LayerInfo[]>`select * from tarbox.create_layer(${message})`;
+  return layer;
+}
+
+export async function switchLayer(sql: postgres.Sql<{}>, id: number): Promise<LayerInfo> {
+  const [layer] = await sql<LayerInfo[]>`select * from tarbox.switch_layer(${id})`;
+  return layer;
+}
+
+export async function deleteLayer(sql: postgres.Sql<{}>, id: number): Promise<void> {
+  await sql`select tarbox.delete_layer(${id})`;
+}
+
+export const diffLayers = (sql: postgres.Sql<{}>, from: number, to: number) =>
+  sql<LayerChange[]>`select path, change, kind from tarbox.layer_diff(${from}, ${to})`;
+
+function layerId(value: string): number {
+  if (!/^\d{1,15}$/.test(value)) throw new CliError(`expected a layer id (a number), got "${value}"`, ExitCode.usage);
+  return Number(value);
+}
+
+function state(layer: LayerInfo): string {
+  return layer.is_working ? 'working' : layer.in_view ? 'in-view' : 'frozen';
+}
+
+export function formatLayers(layers: LayerInfo[]): string[] {
+  const rows = [['ID', 'PARENT', 'CREATED', 'ENTRIES', 'BYTES', 'STATE', 'MESSAGE'],
+    ...layers.map((l) => [String(l.layer_id), l.parent_layer_id === null ? '-' : String(l.parent_layer_id),
+      l.created_at.toISOString().slice(0, 19).replace('T', ' '), String(l.changed_entries), String(l.changed_bytes),
+      state(l), l.message ?? ''])];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ').trimEnd());
+}
+
+const SIGN = { added: 'A', modified: 'M', deleted: 'D' } as const;
+
+export function register(program: Command): void {
+  const layer = program.command('layer').description('checkpoints: list, create, switch, delete, diff');
+
+  tenantOption(layer.command('list'))
+    .description('the layer history of a tenant')
+    .option('--json', 'print JSON')
+    .action(async (opts: { tenant?: string; json?: boolean }, cmd: Command) => {
+      const layers = await withTenant(configFor(cmd), opts.tenant, listLayers);
+      if (opts.json) return printJson(layers);
+      for (const line of formatLayers(layers)) console.log(line);
+    });
+
+  tenantOption(layer.command('create'))
+    .description('checkpoint: freeze the working layer and start a new one')
+    .option('-m, --message <text>', 'what this checkpoint is')
+    .option('--json', 'print JSON')
+    .action(async (opts: { tenant?: string; message?: string; json?: boolean }, cmd: Command) => {
+      const created = await withTenant(configFor(cmd), opts.tenant, (sql) => createLayer(sql, opts.message ?? null));
+      if (opts.json) return printJson(created);
+      console.log(`checkpoint ${created.layer_id}${created.message ? `: ${created.message}` : ''}`);
+    });
+
+  tenantOption(layer.command('switch <id>'))
+    .description('show the filesystem as it was in a layer (unsaved changes are checkpointed first)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: { tenant?: string; json?: boolean }, cmd: Command) => {
+      const target = await withTenant(configFor(cmd), opts.tenant, (sql) => switchLayer(sql, layerId(id)));
+      if (opts.json) return printJson(target);
+      console.log(`switched to layer ${target.layer_id}`);
+    });
+
+  tenantOption(layer.command('delete <id>'))
+    .description('delete a layer nothing depends on (not in the current view, no child layer)')
+    .action(async (id: string, opts: { tenant?: string }, cmd: Command) => {
+      await withTenant(configFor(cmd), opts.tenant, (sql) => deleteLayer(sql, layerId(id)));
+      console.log(`deleted layer ${id}`);
+    });
+
+  tenantOption(layer.command('diff <from> <to>'))
+    .description('paths added (A), modified (M) or deleted (D) between two layers')
+    .option('--json', 'print JSON')
+    .action(async (from: string, to: string, opts: { tenant?: string; json?: boolean }, cmd: Command) => {
+      const changes = await withTenant(configFor(cmd), opts.tenant, (sql) => diffLayers(sql, layerId(from), layerId(to)));
+      if (opts.json) return printJson(changes);
+      for (const c of changes) console.log(`${SIGN[c.change]}  ${c.path}${c.kind === 'dir' ? '/' : ''}`);
+    });
+}
