@@ -8,8 +8,8 @@
 // Each command runs on write(), so its error is the write's errno (ENOENT for an unknown
 // layer, EINVAL for bad text). /.tarbox is not listed in readdir of / (so find, tar and
 // cp -r never descend into it) but can be looked up, listed and read by name. Nothing in
-// it can be created, removed or renamed (EPERM). Files are opened direct_io: their content
-// is made at open, so size in stat is only a hint.
+// it can be created, removed or renamed (EPERM). Files are opened direct_io (handles >= 2^52,
+// see the binding patch): their content is made at open, so size in stat is only a hint.
 
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
@@ -18,7 +18,6 @@ import type { Attr } from './open-files.js';
 export const CONTROL_ROOT = '/.tarbox';
 
 const DIR = 0o040555;
-const CONTENT_LIMIT = 1 << 20;
 const READABLE = 0o100444;
 const WRITABLE = 0o100666;
 
@@ -59,7 +58,9 @@ export function formatLayerList(rows: LayerRow[], extraLines: string[] = []): st
 
 export class ControlFs {
   private handles = new Map<number, ControlHandle>();
-  private nextHandle = 2 ** 40;  // far from the file handles of TarboxFs
+  // Handles from 2^52 up: far from TarboxFs's, and the binding opens them with direct_io,
+  // so reads always come here rather than from a page cache sized by a stale stat.
+  private nextHandle = 2 ** 52;
 
   constructor(
     private readonly sql: Sql,
@@ -68,6 +69,13 @@ export class ControlFs {
       beforeSwitch(): Promise<void>;
       /** After a switch: drop every cache of this mount (others hear it by NOTIFY). */
       afterSwitch(): void;
+      /**
+       * How long the kernel may keep attributes and names it looked up (the larger of
+       * attr_timeout and entry_timeout, in ms). libfuse 2 cannot invalidate them, so a switch
+       * made here returns only after that long: when `echo id > switch` completes, everything
+       * the kernel knows was looked up after the switch.
+       */
+      kernelCacheMs: number;
       /** Lines appended to the list file (e.g. native mounts, which layers do not snapshot). */
       extraListLines?(): string[];
     },
@@ -84,8 +92,7 @@ export class ControlFs {
     const now = Math.floor(Date.now() / 1000);
     return {
       ino: node.ino, mode: node.mode, nlink: node.children ? 2 : 1, uid: 0, gid: 0, rdev: 0,
-      // content is made at open; a generous size lets the kernel read it all (a short read marks EOF)
-      size: node.children ? 0 : CONTENT_LIMIT, blocks: 0, blksize: 4096,
+      size: 0, blocks: 0, blksize: 4096,  // content is made at open and read with direct_io
       atime_sec: now, atime_nsec: 0, mtime_sec: now, mtime_nsec: 0, ctime_sec: now, ctime_nsec: 0,
     };
   }
@@ -139,6 +146,7 @@ export class ControlFs {
       await this.hooks.beforeSwitch();
       await this.sql`select tarbox.switch_layer(${Number(text)})`;
       this.hooks.afterSwitch();
+      await new Promise((resolve) => setTimeout(resolve, this.hooks.kernelCacheMs));
     } else {
       throw new FsError(Errno.EACCES);
     }

@@ -112,6 +112,7 @@ export class TarboxFs {
   async fgetattr(path: string, fh: number): Promise<Attr> {
     const handle = this.handles.get(fh);
     if (!handle) return this.getattr(path);
+    await this.files.refresh(handle.state);
     return this.withBufferedData(handle.state.attr);
   }
 

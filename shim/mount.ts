@@ -54,6 +54,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
     afterSwitch: () => fs.dropCaches(),
+    kernelCacheMs: Math.max(config.filesystem.attr_timeout, config.filesystem.entry_timeout) * 1000,
   });
   // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
   const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => fs.dropCaches(), log);

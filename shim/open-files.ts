@@ -42,6 +42,8 @@ export class FileState {
   error: unknown = null;
   writerUid = 0;
   attr: Attr;
+  /** The view changed under this open file (layer switch): read its attributes again. */
+  stale = false;
   /** The last name went while open here: the inode is an orphan until the last release. */
   orphan = false;
   /** Writes of one inode run one at a time: each may wait for a block's base content. */
@@ -129,6 +131,7 @@ export class OpenFiles {
 
   private async writeNow(state: FileState, buf: Buffer, offset: number, uid: number): Promise<number> {
     this.throwPendingError(state);
+    await this.refresh(state);
     const bs = this.blockSize;
     const end = offset + buf.length;
     state.writerUid = uid;
@@ -204,6 +207,7 @@ export class OpenFiles {
 
   async read(state: FileState, buf: Buffer, length: number, offset: number): Promise<number> {
     this.throwPendingError(state);
+    await this.refresh(state);
     const end = Math.min(offset + length, state.size);
     if (offset >= end) return 0;
     const bs = this.blockSize;
@@ -276,12 +280,27 @@ export class OpenFiles {
     }
   }
 
-  /** Block maps may belong to another view now (layer switch): read them again. */
+  /** Open files may look different in the new view (layer switch): read them again. */
   dropBlockMaps(): void {
     for (const state of this.files.values()) {
       state.blockMap.clear();
       state.windows.clear();
+      state.stale = true;
     }
+  }
+
+  /**
+   * After a layer switch, an open file takes the size and attributes it has in the new
+   * view before its next read or write (ENOENT if it does not exist there).
+   */
+  async refresh(state: FileState): Promise<void> {
+    if (!state.stale || state.hasPendingData) return;
+    state.stale = false;
+    const [attr] = await this.sql`select * from tarbox.getattr_ino(${state.ino})`;
+    state.attr = attr as Attr;
+    state.size = state.committedSize = (attr as Attr).size;
+    state.blockMap.clear();
+    state.windows.clear();
   }
 
   /** After truncate: buffered blocks past the new end are gone, the map is stale. */
