@@ -217,6 +217,15 @@ export class TarboxFs {
     this.attrs.forgetParentOf(path);
   }
 
+  /**
+   * The open file lost its last name: its handles no longer name a path (a later flush must
+   * not cache the old name for it), and its inode goes with the last release.
+   */
+  private orphan(state: FileState, path: string): void {
+    state.orphan = true;
+    for (const handle of this.handles.values()) if (handle.state === state && handle.path === path) handle.path = '';
+  }
+
   /** The open file a path names in this mount, if any (its inode must outlive the name). */
   private openAt(path: string): FileState | undefined {
     for (const handle of this.handles.values()) if (handle.path === path) return handle.state;
@@ -227,7 +236,7 @@ export class TarboxFs {
   async unlink(caller: Caller, path: string): Promise<void> {
     const open = this.openAt(path);
     await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
-    if (open) open.orphan = true;
+    if (open) this.orphan(open, path);
     this.attrs.forgetPath(path);
     this.attrs.forgetParentOf(path);
   }
@@ -243,7 +252,7 @@ export class TarboxFs {
     this.attrs.clear();
     const replaced = this.openAt(to);
     await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid}, ${replaced !== undefined})`;
-    if (replaced) replaced.orphan = true;
+    if (replaced) this.orphan(replaced, to);
     for (const handle of this.handles.values()) {
       if (handle.path === from) handle.path = to;
     }
@@ -312,7 +321,7 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     await this.files.flush(handle.state);
-    this.remember(handle.path, handle.state.attr);
+    if (handle.path) this.remember(handle.path, handle.state.attr);
   }
 
   async fsync(fh: number): Promise<void> {
@@ -337,7 +346,7 @@ export class TarboxFs {
       if (last) await this.sql`select tarbox.release(${state.ino}, ${handle.wasRead}, true)`;
       return;
     }
-    if (hadData) this.remember(handle.path, state.attr);
+    if (hadData && handle.path) this.remember(handle.path, state.attr);
     if (handle.wasRead && atimeIsDue(state.attr)) {
       await this.sql`select tarbox.release(${state.ino}, true)`;
       this.attrs.forgetInode(state.ino);
@@ -357,7 +366,7 @@ export class TarboxFs {
     await this.files.flush(handle.state);
     const [attr] = await this.sql`select * from tarbox.truncate_ino(${handle.state.ino}, ${size}, ${caller.uid})`;
     this.files.truncated(handle.state, attr as Attr);
-    this.remember(handle.path, attr as Attr);
+    if (handle.path) this.remember(handle.path, attr as Attr);
   }
 
   // --- extended attributes ----------------------------------------------------------------

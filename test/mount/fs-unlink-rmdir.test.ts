@@ -148,3 +148,14 @@ test.serial('the parent\'s mtime moves on unlink', async (t) => {
   const after = fs.statSync(m.path('mt'), { bigint: true });
   t.true(after.mtimeNs > before.mtimeNs);
 });
+
+test.serial('a name unlinked while its file is open can be created again at once (sqlite WAL -shm)', (t) => {
+  const f = m.path('recreated');
+  const fd = fs.openSync(f, 'w+');
+  fs.writeSync(fd, 'old');
+  fs.unlinkSync(f);
+  fs.closeSync(fd);
+  fs.writeFileSync(f, 'new');
+  t.is(fs.readFileSync(f, 'utf8'), 'new');
+  fs.unlinkSync(f);
+});
