@@ -23,6 +23,9 @@ interface Block {
   length: number;  // bytes of the block inside the file
 }
 
+/** Files up to this size fetch their chunks with a plain query instead of a COPY. */
+const SMALL_FILE_BYTES = 256 * 1024;
+
 /** Blocks mapped per read-ahead window, and fetched in one COPY. */
 const WINDOW_BLOCKS = 8;
 
@@ -202,7 +205,7 @@ export class OpenFiles {
     for (let n = first; n < first + WINDOW_BLOCKS; n++) if (!state.blockMap.has(n)) state.blockMap.set(n, null);
     for (const row of rows) state.blockMap.set(row.block_no as number, row.chunk_hash as Buffer);
     const hashes = rows.map((row) => row.chunk_hash as Buffer);
-    if (hashes.length) await this.chunks.get(hashes);
+    if (hashes.length) await this.chunks.get(hashes, state.committedSize <= SMALL_FILE_BYTES);
   }
 
   async read(state: FileState, buf: Buffer, length: number, offset: number): Promise<number> {
