@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { copyHeader, copyTrailer, copyTuple } from '../shim/copy-binary.js';
 import { MB, MiB } from './types.js';
+import { dropCaches } from './machine.js';
 import { median, randomBytes, seconds } from './util.js';
 import { createHash } from 'node:crypto';
 
@@ -18,6 +19,8 @@ export interface CeilingResult {
   copy_in_8mib_tx_MBps: number;
   /** Binary COPY TO STDOUT of the same rows (bytes counted, not parsed). */
   copy_out_MBps: number;
+  /** The same after dropping the OS page cache (root only; PostgreSQL's shared_buffers stay warm). */
+  copy_out_cold_MBps: number | null;
   /** select 1, one at a time. */
   select1_per_s: number;
   /** Tiny insert committed with synchronous_commit = on, one at a time (fsync latency bound). */
@@ -26,7 +29,7 @@ export interface CeilingResult {
   sql_create_per_s: number;
   sql_lookup_per_s: number;
   sql_unlink_per_s: number;
-  /** One transaction holding a COPY of one 100-byte row, as postgres.js connects (Nagle on) and with TCP_NODELAY. */
+  /** One transaction holding a COPY of one 100-byte row: on a plain postgres.js connection (as the shim connects) and with TCP_NODELAY set here. */
   small_copy_tx_ms_default: number;
   small_copy_tx_ms_nodelay: number;
   bytes: number;
@@ -35,10 +38,11 @@ export interface CeilingResult {
 const bigintAsNumber = { to: 20, from: [20], serialize: (n: number | bigint) => String(n), parse: (s: string) => Number(s) };
 
 /**
- * postgres.js opens its sockets without TCP_NODELAY. A binary COPY sends many small CopyData
- * messages and a small CopyDone, which Nagle's algorithm holds back until the server's delayed
- * ACK (40 ms on Linux): ~2 such waits per COPY. The ceilings are measured with TCP_NODELAY; the
- * small-transaction probe shows the difference.
+ * Unpatched postgres.js opens its sockets without TCP_NODELAY. A binary COPY sends many small
+ * CopyData messages and a small CopyDone, which Nagle's algorithm holds back until the server's
+ * delayed ACK (40 ms on Linux): ~88 ms per COPY transaction. patches/postgres-3.4.9-tcp-nodelay.patch
+ * fixes that; the ceilings set TCP_NODELAY themselves, and the small-transaction probe on a plain
+ * connection shows whether the patch is in place (~1 ms) or not (~88 ms).
  */
 function noDelay<T extends object>(url: string, options: T): T {
   // `socket` is a documented postgres.js option its type declarations leave out
@@ -87,12 +91,17 @@ export async function measureCeiling(url: string, quick: boolean): Promise<Ceili
     await makeTable();
     const oneTx = await timed(() => sql.begin((tx) => copyIn(tx, 0, rows)));
 
-    let outBytes = 0;
-    const out = await timed(async () => {
-      const stream = await sql.unsafe(`copy (select hash, data from ${table}) to stdout (format binary)`).readable();
-      for await (const chunk of stream) outBytes += (chunk as Buffer).length;
-    });
-    if (outBytes < rows * MiB) throw new Error(`COPY out returned ${outBytes} bytes, expected at least ${rows * MiB}`);
+    const copyOut = async () => {
+      let bytes = 0;
+      const elapsed = await timed(async () => {
+        const stream = await sql.unsafe(`copy (select hash, data from ${table}) to stdout (format binary)`).readable();
+        for await (const chunk of stream) bytes += (chunk as Buffer).length;
+      });
+      if (bytes < rows * MiB) throw new Error(`COPY out returned ${bytes} bytes, expected at least ${rows * MiB}`);
+      return bytes / MB / elapsed;
+    };
+    const outMBps = await copyOut();
+    const outColdMBps = dropCaches() ? await copyOut() : null;
 
     await sql.unsafe(`drop table ${table}`);
     await makeTable();
@@ -166,7 +175,8 @@ export async function measureCeiling(url: string, quick: boolean): Promise<Ceili
       small_copy_tx_ms_nodelay: smallNoDelay,
       copy_in_one_tx_MBps: (rows * MiB) / MB / oneTx,
       copy_in_8mib_tx_MBps: (rows * MiB) / MB / batched,
-      copy_out_MBps: outBytes / MB / out,
+      copy_out_MBps: outMBps,
+      copy_out_cold_MBps: outColdMBps,
       select1_per_s: n / select1,
       sync_commit_per_s: commits / syncCommit,
       sql_create_per_s: n / create,

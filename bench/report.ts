@@ -92,10 +92,10 @@ export function ceilingText(c: CeilingResult): string {
     `PostgreSQL alone (postgres.js with TCP_NODELAY, serial, ${Math.round(c.bytes / 2 ** 20)} MiB of 1 MiB rows):`,
     `  binary COPY in, one transaction:      ${f(c.copy_in_one_tx_MBps, 'MB/s')}`,
     `  binary COPY in, 8 MiB transactions:   ${f(c.copy_in_8mib_tx_MBps, 'MB/s')}`,
-    `  binary COPY out:                      ${f(c.copy_out_MBps, 'MB/s')}`,
+    `  binary COPY out:                      ${f(c.copy_out_MBps, 'MB/s')}${c.copy_out_cold_MBps === null ? '' : `; ${f(c.copy_out_cold_MBps, 'MB/s')} after dropping the OS page cache`}`,
     `  select 1:                             ${f(c.select1_per_s, 'ops/s')}`,
     `  synchronous commit (tiny insert):     ${f(c.sync_commit_per_s, 'ops/s')}`,
     `  tarbox.create / lookup / unlink:      ${f(c.sql_create_per_s, 'ops/s')} / ${f(c.sql_lookup_per_s, 'ops/s')} / ${f(c.sql_unlink_per_s, 'ops/s')}`,
-    `  transaction with a 1-row COPY:        ${c.small_copy_tx_ms_nodelay.toFixed(1)} ms; ${c.small_copy_tx_ms_default.toFixed(1)} ms on a default postgres.js connection (Nagle)`,
+    `  transaction with a 1-row COPY:        ${c.small_copy_tx_ms_nodelay.toFixed(1)} ms; ${c.small_copy_tx_ms_default.toFixed(1)} ms on a plain postgres.js connection (~88 ms means Nagle: patch missing)`,
   ].join('\n');
 }

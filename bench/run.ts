@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mountOverrides, openBenchDatabase, type BenchDatabase } from './database.js';
 import { dropCaches, loadAverage, machineInfo } from './machine.js';
@@ -24,7 +24,6 @@ import { workloads } from './workloads/index.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CEILING = 'pg-ceiling';
 const TENANT = 'bench';
-const EXPERIMENTS = ['tcp-nodelay'];
 
 const { values: opts } = parseArgs({
   options: {
@@ -36,7 +35,6 @@ const { values: opts } = parseArgs({
     'fuse-floor': { type: 'boolean', default: false },
     'profile-mount': { type: 'boolean', default: false },
     'pg-stats': { type: 'boolean', default: false },
-    experiment: { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -54,8 +52,6 @@ diagnostics (the numbers of such runs are not the reference ones):
   --profile-mount   run the mount process under node --cpu-prof (profiles kept, path printed)
   --pg-stats        after each workload on the mount, print calls and time of every tarbox.* SQL
                     function (track_functions = 'pl' on the benchmark database)
-  --experiment X    preload bench/experiments/X.js into the mount process (NOT what a user gets;
-                    labelled in the output). Available: ${EXPERIMENTS.join(', ')}
 `);
   process.exit(0);
 }
@@ -65,8 +61,6 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-const experiments = opts.experiment ?? [];
-for (const name of experiments) if (!EXPERIMENTS.includes(name)) usage(`unknown experiment "${name}" (available: ${EXPERIMENTS.join(', ')})`);
 const known = new Set([...workloads.map((w) => w.name), CEILING]);
 const only = opts.only ? opts.only.split(',').map((s) => s.trim()).filter(Boolean) : null;
 for (const name of only ?? []) if (!known.has(name)) usage(`unknown workload "${name}" (known: ${[...known].join(', ')})`);
@@ -128,13 +122,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 let failed = false;
+const warnings: string[] = [];
 try {
   db = await openBenchDatabase(runDir, TENANT, log);
   const machine = machineInfo(db.serverVersion, roots.native);
   const overrides = mountOverrides(db.config);
   print(machineText(machine, db) + '\n');
   print(`mount:      ${JSON.stringify(overrides)}\n`);
-  if (experiments.length) print(`EXPERIMENT: the mount process runs with ${experiments.join(', ')}: NOT the numbers a user gets\n`);
   print('\n');
 
   let ceiling: CeilingResult | null = null;
@@ -149,10 +143,7 @@ try {
   if (opts['pg-stats']) await enableFunctionStats(db.url, db.name);
   const mount = servers.mount = tarboxMount({
     url: db.url, tenant: TENANT, mountpoint: roots.mount, overrides, logFile: mountLog,
-    nodeArgs: [
-      ...(opts['profile-mount'] ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-      ...experiments.flatMap((name) => ['--import', pathToFileURL(path.join(here, 'experiments', `${name}.js`)).href]),
-    ],
+    nodeArgs: opts['profile-mount'] ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
   });
   if (opts['fuse-floor']) {
     servers.floor = memfsMount({
@@ -205,7 +196,9 @@ try {
         try {
           fs.rmSync(dir, { recursive: true, force: true });
         } catch (err) {
-          log(`cleaning ${dir}: ${err}`);
+          // untimed, but an error from the mount here is a correctness problem worth reporting
+          warnings.push(`cleaning ${dir} after ${workload.name} on ${target}: ${err}`);
+          log(`WARNING: ${warnings.at(-1)}`);
         }
       }
     }
@@ -218,7 +211,7 @@ try {
     machine,
     database: { embedded: db.embedded, version: db.serverVersion, settings: db.settings },
     mountConfig: overrides,
-    options: { quick: opts.quick, repeat, only, experiments, fuseFloor: opts['fuse-floor'] },
+    options: { quick: opts.quick, repeat, only, fuseFloor: opts['fuse-floor'] },
     ceiling,
     runs,
     pgStats: opts['pg-stats'] ? pgStats : null,
@@ -231,6 +224,7 @@ try {
     })),
     loadAverage: { start: machine.loadAverage, end: loadEnd },
     profiles: opts['profile-mount'] ? profileDir : null,
+    warnings,
     failed,
   };
   if (opts['json-out']) fs.writeFileSync(opts['json-out'], JSON.stringify(doc, null, 2) + '\n');
@@ -238,6 +232,7 @@ try {
 
   print(resultsTable(results) + '\n\n');
   for (const r of runs.filter((x) => x.error)) print(`FAILED ${r.workload} on ${r.target}: ${r.error}\n`);
+  for (const w of warnings) print(`WARNING ${w}\n`);
   const during = selected.map((w) => {
     const mine = runs.filter((r) => r.workload === w.name);
     return `${w.name} ${mine[0]?.loadAverage.before[0]}..${mine.at(-1)?.loadAverage.after[0]}`;
@@ -245,13 +240,13 @@ try {
   print(`load avg (1 min): ${machine.loadAverage[0]} at start; ${during.join(', ')}; ${loadEnd[0]} at end\n`);
   print(`${repeat > 1 ? `medians of ${repeat} runs; ` : ''}MB = 10^6 bytes; ratios are speed (mount/native for rates, native/mount for seconds)\n`);
   if (opts['profile-mount']) print(`mount CPU profiles: ${profileDir}\n`);
-  if (experiments.length) print(`EXPERIMENT ${experiments.join(', ')}: not what a user gets\n`);
 } catch (err) {
   failed = true;
   log(`error: ${(err as Error).stack ?? err}`);
 } finally {
   await cleanup();
-  if (failed) log(`mount process log: ${mountLog}`);
+  const logged = fs.existsSync(mountLog) && fs.statSync(mountLog).size > 0;
+  if (failed || warnings.length || logged) log(`mount process log kept: ${mountLog}`);
   else fs.rmSync(mountLog, { force: true });
 }
 process.exit(failed ? 1 : 0);

@@ -1,13 +1,13 @@
 // Render the JSON of one or more runs (npm run bench -- --json-out FILE) as the markdown tables
 // used in docs/performance.md:  node dist/bench/to-markdown.js FILE [FILE...]
-// With several files, each metric shows the median of the per-file medians.
+// With several files, the runs of all files are pooled: each cell is the median of every run.
 import fs from 'node:fs';
 import { formatValue } from './report.js';
 import { median } from './util.js';
 
 interface Row {
   workload: string; key: string; label: string; unit: string; higher_is_better: boolean; goal: number | null;
-  mount_median: number; native_median: number; floor_median: number | null;
+  mount: number[]; native: number[]; floor: number[];
 }
 interface Doc { results: Row[]; loadAverage: { start: number[]; end: number[] }; options: { repeat: number } }
 
@@ -17,22 +17,26 @@ if (!files.length) {
   process.exit(2);
 }
 const docs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Doc);
-const withFloor = docs.some((d) => d.results.some((r) => r.floor_median !== null));
+const withFloor = docs.some((d) => d.results.some((r) => r.floor.length > 0));
 const lines = [
-  `| workload | mount | native | mount/native (speed) | goal (mount) | met |${withFloor ? ' FUSE floor |' : ''}`,
-  `|---|---:|---:|---:|---|---|${withFloor ? '---:|' : ''}`,
+  `| workload | mount | mount, range | native | mount/native (speed) | goal (mount) | met |${withFloor ? ' FUSE floor |' : ''}`,
+  `|---|---:|---:|---:|---:|---|---|${withFloor ? '---:|' : ''}`,
 ];
 for (const first of docs[0].results) {
   const same = docs.map((d) => d.results.find((r) => r.key === first.key)).filter((r): r is Row => !!r);
-  const pick = (f: (r: Row) => number | null) => median(same.map(f).filter((v): v is number => v !== null && Number.isFinite(v)));
-  const mount = pick((r) => r.mount_median);
-  const native = pick((r) => r.native_median);
-  const floor = pick((r) => r.floor_median);
+  const pool = (f: (r: Row) => number[]) => same.flatMap(f).filter((v) => Number.isFinite(v));
+  const pick = (values: number[]) => (values.length ? median(values) : NaN);
+  const mounts = pool((r) => r.mount);
+  const mount = pick(mounts);
+  const native = pick(pool((r) => r.native));
+  const floor = pick(pool((r) => r.floor));
+  const range = mounts.length ? `${formatValue(Math.min(...mounts), first.unit)} – ${formatValue(Math.max(...mounts), first.unit)}` : '-';
   const ratio = first.higher_is_better ? mount / native : native / mount;
   const goal = first.goal === null ? '' : `${first.higher_is_better ? '≥' : '≤'} ${formatValue(first.goal, first.unit)}`;
   const met = first.goal === null ? '' : (first.higher_is_better ? mount >= first.goal : mount <= first.goal) ? 'yes' : '**no**';
   const unitLabel = first.unit === 's' ? `${first.label} (s)` : first.label;
-  lines.push(`| ${unitLabel} | ${formatValue(mount, first.unit)} | ${formatValue(native, first.unit)} | ${ratio.toFixed(ratio < 0.1 ? 3 : 2)}× | ${goal} | ${met} |${withFloor ? ` ${formatValue(floor, first.unit)} |` : ''}`);
+  lines.push(`| ${unitLabel} | ${formatValue(mount, first.unit)} | ${range} | ${formatValue(native, first.unit)} | ${ratio.toFixed(ratio < 0.1 ? 3 : 2)}× | ${goal} | ${met} |${withFloor ? ` ${formatValue(floor, first.unit)} |` : ''}`);
 }
 process.stdout.write(lines.join('\n') + '\n');
-process.stdout.write(`\nload average (1 min) at start/end: ${docs.map((d) => `${d.loadAverage.start[0]}/${d.loadAverage.end[0]}`).join(', ')}\n`);
+const runs = docs.reduce((n, d) => n + (d.options.repeat ?? 1), 0);
+process.stdout.write(`\nmedians of ${runs} runs per target; load average (1 min) at start/end: ${docs.map((d) => `${d.loadAverage.start[0]}/${d.loadAverage.end[0]}`).join(', ')}\n`);
