@@ -45,7 +45,7 @@ export function summarize(workload: string, metric: MetricSpec, runs: WorkloadRu
 
 export function formatValue(value: number, unit: string): string {
   if (!Number.isFinite(value)) return '-';
-  if (unit === 's') return `${value.toFixed(2)} s`;
+  if (unit === 's') return value < 0.1 ? `${(value * 1000).toFixed(1)} ms` : `${value.toFixed(2)} s`;
   const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
   return `${value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${unit}`;
 }

@@ -161,7 +161,7 @@ try {
         const dir = path.join(roots[target], `${workload.name}-${rep}`);
         fs.mkdirSync(dir);
         const ctx: WorkloadContext = {
-          target, dir, quick: opts.quick, scratch,
+          target, dir, quick: opts.quick, scratch, databaseUrl: db.url, tenant: TENANT,
           step: (name, args) => runStep(workload, name, args),
           cold: async () => {
             // the in-memory floor cannot restart without losing its files: page cache only

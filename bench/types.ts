@@ -31,6 +31,9 @@ export interface WorkloadContext {
   quick: boolean;
   /** A directory on the local disk that survives both targets of one run (fixtures). */
   scratch: string;
+  /** The benchmark database and the mounted tenant (for workloads that also act through SQL). */
+  databaseUrl: string;
+  tenant: string;
   /** Run one of this workload's steps in a fresh child process; resolves with its JSON result. */
   step<T>(name: string, args: Record<string, unknown>): Promise<T>;
   /** Make the next step start cold: restart the mount process (mount) and drop the page cache (root). */

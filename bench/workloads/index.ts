@@ -5,5 +5,6 @@ import { metadata } from './metadata.js';
 import { sequential } from './sequential.js';
 import { smallFiles } from './small-files.js';
 import { tarExtract } from './tar.js';
+import { layers } from './layers.js';
 
-export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract];
+export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers];
