@@ -1,7 +1,7 @@
 // The PostgreSQL a benchmark run uses: the configured server (DATABASE_URL, TARBOX_DATABASE_URL,
 // tarbox.toml) or an embedded one started for the run in a temp dir, with its default settings.
 // On it, a fresh database tarbox_bench_<pid>, migrated, with one tenant; dropped at the end.
-import net from 'node:net';
+import { freePort } from '../cli/proc.js';
 import path from 'node:path';
 import postgres from 'postgres';
 import type { Config } from '../cli/config.js';
@@ -22,16 +22,6 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export function withDatabaseName(url: string, name: string): string {
   const u = new URL(url);

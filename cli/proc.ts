@@ -1,4 +1,5 @@
 // Small process helpers shared by the embedded-server bookkeeping and the mount pid files.
+import net from 'node:net';
 import fs from 'node:fs';
 
 export function isAlive(pid: number): boolean {
@@ -46,4 +47,16 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for servers started in tests and benchmarks). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -2,11 +2,11 @@
 // per-pid client files, stopped when the last user releases it, exits or is killed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { freePort } from '../../cli/proc.js';
 import postgres from 'postgres';
 import { loadConfig } from '../../cli/config.js';
 import { acquireDatabase, checkServer } from '../../cli/postgres-server.js';
@@ -17,16 +17,6 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tarbox-embedded-'));
 fs.chmodSync(dir, 0o755);
 test.after.always(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

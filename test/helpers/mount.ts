@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { isMounted } from '../../cli/mounts.js';
 import { freshDatabase, type Sql } from './database.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -92,16 +93,6 @@ export interface MountFreshOptions {
   tenant?: string;
 }
 
-function isMounted(mountpoint: string): boolean {
-  let info: string;
-  try {
-    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    return false;
-  }
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  return info.split('\n').some((line) => unescape(line.split(' ')[4] ?? '') === mountpoint);
-}
 
 /** Servers still running: if this process exits without unmounting, they go with it. */
 const live = new Set<{ child: ChildProcessWithoutNullStreams; mountpoint: string }>();
