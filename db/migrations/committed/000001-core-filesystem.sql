@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:6202410f6fff77078c3382c68b78873d20917f9c
+--! Hash: sha1:5c17126ad4d4000142bee98782e75047a2f04c5d
 --! Message: core filesystem
 
 --! split: 001-schema.sql
@@ -207,29 +207,48 @@ language sql immutable strict parallel safe as $$ select (p_mode & 61440) = 3276
 create function tarbox_private.is_lnk(p_mode integer) returns boolean
 language sql immutable strict parallel safe as $$ select (p_mode & 61440) = 40960 $$;
 
+-- Seconds rounded down and nanoseconds in 0..999999999, also before 1970 (timespec).
+create function tarbox_private.ns_fraction(p_ns bigint) returns integer
+language sql immutable strict parallel safe as $$
+  select (((p_ns % 1000000000) + 1000000000) % 1000000000)::integer
+$$;
+
+create function tarbox_private.ns_seconds(p_ns bigint) returns bigint
+language sql immutable strict parallel safe as $$
+  select (p_ns - tarbox_private.ns_fraction(p_ns)) / 1000000000
+$$;
+
 create function tarbox_private.to_attr(p_inode tarbox_private.inodes, p_block_size integer)
 returns tarbox.attr
 language sql immutable parallel safe as $$
   select row(
     p_inode.ino, p_inode.mode, p_inode.nlink, p_inode.uid, p_inode.gid, p_inode.rdev,
     p_inode.size, (p_inode.size + 511) / 512, p_block_size,
-    p_inode.atime_ns / 1000000000, (p_inode.atime_ns % 1000000000)::integer,
-    p_inode.mtime_ns / 1000000000, (p_inode.mtime_ns % 1000000000)::integer,
-    p_inode.ctime_ns / 1000000000, (p_inode.ctime_ns % 1000000000)::integer
+    tarbox_private.ns_seconds(p_inode.atime_ns), tarbox_private.ns_fraction(p_inode.atime_ns),
+    tarbox_private.ns_seconds(p_inode.mtime_ns), tarbox_private.ns_fraction(p_inode.mtime_ns),
+    tarbox_private.ns_seconds(p_inode.ctime_ns), tarbox_private.ns_fraction(p_inode.ctime_ns)
   )::tarbox.attr
 $$;
 
 -- The tenant bound to this session (tarbox.tenant_id, set by tarbox.use_tenant or as a
 -- connection parameter). Every public function starts here.
+-- Every call holds a shared transaction-level advisory lock on its tenant; checkpoints,
+-- switches and layer deletes take it exclusively (lock_tenant). So a write that read the
+-- working layer cannot commit into a layer that was frozen or dropped meanwhile: layer
+-- operations wait for calls in flight, and calls after them wait for them (about a
+-- millisecond). The tenant row is read after the lock is granted. Key: (2003792482 'tarb',
+-- tenant_id).
 create function tarbox_private.current_tenant() returns tarbox_private.tenants
-language plpgsql stable as $$
+language plpgsql volatile as $$
 declare
+  v_tenant_id bigint := nullif(current_setting('tarbox.tenant_id', true), '')::bigint;
   v_tenant tarbox_private.tenants;
 begin
-  select * into v_tenant
-    from tarbox_private.tenants
-   where tenant_id = nullif(current_setting('tarbox.tenant_id', true), '')::bigint;
-  if not found then
+  if v_tenant_id is not null then
+    perform pg_advisory_xact_lock_shared(2003792482, v_tenant_id::integer);
+    select * into v_tenant from tarbox_private.tenants where tenant_id = v_tenant_id;
+  end if;
+  if v_tenant.tenant_id is null then
     perform tarbox_private.fail('TBNTS', 'no tenant bound to this session: call tarbox.use_tenant(name) first');
   end if;
   return v_tenant;
@@ -414,12 +433,15 @@ declare
   v_links integer := 0;
   v_target bytea;
   v_last boolean;
+  -- 'a/' names a directory: a symlink there is followed, anything else is ENOTDIR
+  v_trailing boolean := octet_length(p_path) > 1 and get_byte(p_path, octet_length(p_path) - 1) = 47;
+  v_follow_last boolean := p_follow_last or v_trailing;
 begin
   if p_path is null or octet_length(p_path) = 0 or get_byte(p_path, 0) <> 47 then
     perform tarbox_private.fail('TBINV', format('path must be absolute: %s', coalesce(tarbox_private.path_text(p_path), 'null')));
   end if;
-  if octet_length(p_path) > 4096 then
-    perform tarbox_private.fail('TBNTL', 'path too long (more than 4096 bytes)');
+  if octet_length(p_path) > 4095 then
+    perform tarbox_private.fail('TBNTL', 'path too long (more than 4095 bytes)');
   end if;
   parent_ino := p_tenant.root_ino; name := null; ino := p_tenant.root_ino; kind := 4;
   loop
@@ -459,7 +481,7 @@ begin
     perform tarbox_private.check_name(v_comp, p_path);
     select e.ino, e.kind into v_entry from tarbox_private.find_entry(p_tenant, v_cur, v_comp) e;
     parent_ino := v_cur; name := v_comp; ino := v_entry.ino; kind := v_entry.kind;
-    if ino is not null and kind = 10 and (not v_last or p_follow_last) then
+    if ino is not null and kind = 10 and (not v_last or v_follow_last) then
       v_links := v_links + 1;
       if v_links > 40 then
         perform tarbox_private.fail('TBLOP', format('too many levels of symbolic links: %s', tarbox_private.path_text(p_path)));
@@ -477,6 +499,9 @@ begin
       v_stack := v_stack || ino;
     end if;
   end loop;
+  if v_trailing and ino is not null and kind <> 4 then
+    perform tarbox_private.fail('TBNDR', format('not a directory: %s', tarbox_private.path_text(p_path)));
+  end if;
   ancestors := v_stack;
 end
 $$;
@@ -703,7 +728,7 @@ begin
     from tarbox_private.file_blocks b
    where b.tenant_id = p_tenant.tenant_id and b.ino = p_ino
      and b.layer_id = p_tenant.working_layer_id and b.block_no = any (p_block_nos)
-     and b.chunk_hash is not null and not (b.chunk_hash = any (p_hashes));
+     and b.chunk_hash is not null and b.chunk_hash <> all (array_remove(p_hashes, null));
   insert into tarbox_private.file_blocks (tenant_id, ino, block_no, layer_id, chunk_hash)
   select p_tenant.tenant_id, p_ino, n.block_no, p_tenant.working_layer_id, n.chunk_hash
     from unnest(p_block_nos, p_hashes) as n (block_no, chunk_hash)
@@ -748,6 +773,9 @@ begin
   perform tarbox_private.require_regular(p_inode);
   if p_offset < 0 then
     perform tarbox_private.fail('TBINV', 'negative offset');
+  end if;
+  if v_len = 0 then
+    return p_inode;  -- a write of nothing changes nothing
   end if;
   if v_end > p_tenant.max_file_size then
     perform tarbox_private.fail('TBFBG', format('file too large: %s bytes is over the limit of %s', v_end, p_tenant.max_file_size));
@@ -1111,22 +1139,23 @@ end
 $$;
 
 -- Drop one link to an inode; the inode goes when its last link does.
-create function tarbox_private.drop_link(p_tenant tarbox_private.tenants, p_ino bigint) returns void
+create function tarbox_private.drop_link(p_tenant tarbox_private.tenants, p_ino bigint, p_keep_open boolean default false)
+returns void
 language plpgsql volatile as $$
 declare
   v_inode tarbox_private.inodes := tarbox_private.lock_inode(p_tenant, p_ino);
 begin
   v_inode.nlink := case when tarbox_private.is_dir(v_inode.mode) then 0 else v_inode.nlink - 1 end;
   v_inode.ctime_ns := tarbox_private.now_ns();
-  if v_inode.nlink <= 0 then
+  if v_inode.nlink <= 0 and not (p_keep_open and not tarbox_private.is_dir(v_inode.mode)) then
     perform tarbox_private.drop_inode(p_tenant, p_ino);
   else
-    perform tarbox_private.save_inode(v_inode);
+    perform tarbox_private.save_inode(v_inode);  -- still linked, or an open orphan
   end if;
 end
 $$;
 
-create function tarbox.unlink(p_path bytea, p_uid integer default 0) returns void
+create function tarbox.unlink(p_path bytea, p_uid integer default 0, p_keep_open boolean default false) returns void
 language plpgsql volatile as $$
 declare
   v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
@@ -1144,10 +1173,10 @@ begin
   perform tarbox_private.check_sticky(v_tenant, v_walk.parent_ino, v_inode, p_uid, p_path);
   perform tarbox_private.touch_dir(v_tenant, v_walk.parent_ino, 0);
   perform tarbox_private.remove_entry(v_tenant, v_walk.parent_ino, v_walk.name);
-  perform tarbox_private.drop_link(v_tenant, v_inode.ino);
+  perform tarbox_private.drop_link(v_tenant, v_inode.ino, p_keep_open);
 end
 $$;
-comment on function tarbox.unlink is 'unlink(2). EISDIR for directories, EPERM in a sticky directory for non-owners.';
+comment on function tarbox.unlink is 'unlink(2). EISDIR for directories, EPERM in a sticky directory for non-owners. With p_keep_open the caller holds the file open: its inode stays, nameless, until tarbox.release(ino, ..., true).';
 
 create function tarbox.rmdir(p_path bytea, p_uid integer default 0) returns void
 language plpgsql volatile as $$
@@ -1180,7 +1209,8 @@ end
 $$;
 comment on function tarbox.rmdir is 'rmdir(2). ENOTEMPTY, ENOTDIR, EBUSY for the root.';
 
-create function tarbox.rename(p_from bytea, p_to bytea, p_flags integer default 0, p_uid integer default 0)
+create function tarbox.rename(p_from bytea, p_to bytea, p_flags integer default 0, p_uid integer default 0,
+  p_keep_open boolean default false)
 returns void
 language plpgsql volatile as $$
 declare
@@ -1203,18 +1233,18 @@ begin
   end if;
   v_source := tarbox_private.resolve(v_tenant, p_from, false);
   v_source_is_dir := tarbox_private.is_dir(v_source.mode);
+  if v_dst.ino is not null and p_flags = 1 then
+    perform tarbox_private.fail('TBEXI', format('file exists: %s', tarbox_private.path_text(p_to)));
+  end if;
+  if v_dst.ino = v_source.ino then
+    return;  -- both names refer to the same inode: POSIX says do nothing
+  end if;
   -- a directory cannot move into its own subtree
   if v_source_is_dir and v_source.ino = any (v_dst.ancestors) then
     perform tarbox_private.fail('TBINV', format('rename: cannot move %s into itself (%s)',
       tarbox_private.path_text(p_from), tarbox_private.path_text(p_to)));
   end if;
   if v_dst.ino is not null then
-    if v_dst.ino = v_source.ino then
-      return;  -- both names refer to the same inode: POSIX says do nothing
-    end if;
-    if p_flags = 1 then
-      perform tarbox_private.fail('TBEXI', format('file exists: %s', tarbox_private.path_text(p_to)));
-    end if;
     v_target := tarbox_private.require_inode(v_tenant, v_dst.ino);
     if v_source_is_dir and not tarbox_private.is_dir(v_target.mode) then
       perform tarbox_private.fail('TBNDR', format('not a directory: %s', tarbox_private.path_text(p_to)));
@@ -1244,7 +1274,7 @@ begin
       perform tarbox_private.touch_dir(v_tenant, v_dst.parent_ino, -1);
       perform tarbox_private.drop_inode(v_tenant, v_target.ino);
     else
-      perform tarbox_private.drop_link(v_tenant, v_target.ino);
+      perform tarbox_private.drop_link(v_tenant, v_target.ino, p_keep_open);
     end if;
   end if;
   perform tarbox_private.remove_entry(v_tenant, v_src.parent_ino, v_src.name);
@@ -1255,7 +1285,7 @@ begin
   perform tarbox_private.save_inode(v_source);
 end
 $$;
-comment on function tarbox.rename is 'rename(2) (p_flags 1 = RENAME_NOREPLACE): replaces a file or an empty directory; EINVAL for a move into its own subtree.';
+comment on function tarbox.rename is 'rename(2) (p_flags 1 = RENAME_NOREPLACE): replaces a file or an empty directory; EINVAL for a move into its own subtree. p_keep_open: the replaced file is held open by the caller (see unlink).';
 
 create function tarbox.chmod(p_path bytea, p_mode integer) returns tarbox.attr
 language plpgsql volatile as $$
@@ -1360,7 +1390,7 @@ begin
     perform tarbox_private.fail('TBISD', format('is a directory: %s', tarbox_private.path_text(p_path)));
   end if;
   -- O_TRUNC (01000) with write access
-  if (p_flags & 512) <> 0 and (p_flags & 3) <> 0 and tarbox_private.is_reg(v_inode.mode) and v_inode.size > 0 then
+  if (p_flags & 512) <> 0 and (p_flags & 3) <> 0 and tarbox_private.is_reg(v_inode.mode) then
     v_inode := tarbox_private.lock_inode(v_tenant, v_inode.ino);
     v_inode := tarbox_private.truncate_bytes(v_tenant, v_inode, 0, p_uid);
     perform tarbox_private.save_inode(v_inode);
@@ -1418,6 +1448,21 @@ end
 $$;
 comment on function tarbox.write_ino is 'pwrite(2) on an open inode.';
 
+-- O_APPEND that holds across processes and mounts: the offset is the inode's size while its
+-- row lock is held, so two appenders can never pick the same one.
+create function tarbox.append_ino(p_ino bigint, p_data bytea, p_uid integer default 0) returns tarbox.attr
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_inode tarbox_private.inodes := tarbox_private.lock_inode(v_tenant, p_ino);
+begin
+  v_inode := tarbox_private.write_bytes(v_tenant, v_inode, v_inode.size, p_data, p_uid);
+  perform tarbox_private.save_inode(v_inode);
+  return tarbox_private.to_attr(v_inode, v_tenant.block_size);
+end
+$$;
+comment on function tarbox.append_ino is 'write(2) on an O_APPEND descriptor: p_data goes at the end of the file as it is when the call runs; returns the new attributes.';
+
 create function tarbox.truncate(p_path bytea, p_size bigint, p_uid integer default 0) returns tarbox.attr
 language plpgsql volatile as $$
 declare
@@ -1469,31 +1514,55 @@ end
 $$;
 comment on function tarbox.flush is 'close(2)/flush: the committed attributes of an open inode (SQL writes are committed per call).';
 
-create function tarbox.release(p_ino bigint, p_was_read boolean default false) returns void
+create function tarbox.release(p_ino bigint, p_was_read boolean default false, p_orphan boolean default false)
+returns void
 language plpgsql volatile as $$
 declare
   v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
   v_inode tarbox_private.inodes;
   v_now bigint := tarbox_private.now_ns();
 begin
-  if not p_was_read then
+  v_inode := tarbox_private.find_inode(v_tenant, p_ino);
+  if v_inode.ino is null then
+    return;  -- removed meanwhile: nothing to do
+  end if;
+  if p_orphan and v_inode.nlink = 0 then
+    perform tarbox_private.lock_inode(v_tenant, p_ino);
+    perform tarbox_private.drop_inode(v_tenant, p_ino);
     return;
   end if;
   -- relatime, Linux's default: atime moves on a read only when it is not newer than mtime
   -- or ctime, or is more than a day old. Cheap to ask, rare to write.
-  v_inode := tarbox_private.find_inode(v_tenant, p_ino);
-  if v_inode.ino is null then
-    return;  -- removed meanwhile: nothing to update
-  end if;
-  if v_inode.atime_ns <= v_inode.mtime_ns or v_inode.atime_ns <= v_inode.ctime_ns
-     or v_inode.atime_ns < v_now - 86400000000000 then
+  if p_was_read and (v_inode.atime_ns <= v_inode.mtime_ns or v_inode.atime_ns <= v_inode.ctime_ns
+                     or v_inode.atime_ns < v_now - 86400000000000) then
     v_inode := tarbox_private.lock_inode(v_tenant, p_ino);
     v_inode.atime_ns := v_now;
     perform tarbox_private.save_inode(v_inode);
   end if;
 end
 $$;
-comment on function tarbox.release(bigint, boolean) is 'Last close of an open inode: with p_was_read, updates atime with relatime rules.';
+comment on function tarbox.release(bigint, boolean, boolean) is 'Last close of an open inode: with p_was_read, atime moves by relatime rules; with p_orphan, an unlinked file kept open (see unlink) goes now.';
+
+create function tarbox.collect_orphans() returns integer
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_ino bigint;
+  v_count integer := 0;
+begin
+  -- only safe while no mount of the tenant holds unlinked files open
+  for v_ino in
+    select i.ino from tarbox_private.inodes i
+     where i.tenant_id = v_tenant.tenant_id and i.layer_id = v_tenant.working_layer_id
+       and i.nlink = 0 and not i.deleted and not tarbox_private.is_dir(i.mode)
+  loop
+    perform tarbox_private.drop_inode(v_tenant, v_ino);
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end
+$$;
+comment on function tarbox.collect_orphans is 'Remove unlinked files that a crashed mount held open (nlink 0). Run while the tenant is not mounted. Returns how many.';
 
 create function tarbox.statfs() returns tarbox.statfs_info
 language sql stable as $$
@@ -1567,8 +1636,10 @@ language plpgsql stable as $$
 declare
   v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
   v_inode tarbox_private.inodes := tarbox_private.resolve(v_tenant, p_path, false);
-  v_value bytea := tarbox_private.find_xattr(v_tenant, v_inode.ino, p_name);
+  v_value bytea;
 begin
+  perform tarbox_private.check_xattr_name(p_name);
+  v_value := tarbox_private.find_xattr(v_tenant, v_inode.ino, p_name);
   if v_value is null then
     perform tarbox_private.fail('TBNOD', format('no such xattr: %s', p_name));
   end if;
@@ -1635,10 +1706,15 @@ comment on function tarbox.removexattr is 'lremovexattr(2). ENODATA when the att
 -- (docs/architecture.md has the numbers).
 
 create function tarbox.missing_chunks(p_hashes bytea[]) returns setof bytea
-language sql stable as $$
-  select h.hash from unnest(p_hashes) as h (hash)
-   where not exists (select 1 from tarbox_private.chunks c
-                      where c.tenant_id = (tarbox_private.current_tenant()).tenant_id and c.hash = h.hash)
+language plpgsql stable as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+begin
+  return query
+    select h.hash from unnest(p_hashes) as h (hash)
+     where not exists (select 1 from tarbox_private.chunks c
+                        where c.tenant_id = v_tenant.tenant_id and c.hash = h.hash);
+end
 $$;
 comment on function tarbox.missing_chunks is 'The hashes among p_hashes that the tenant does not store yet (to upload only those).';
 
@@ -1685,9 +1761,14 @@ $$;
 comment on function tarbox.file_blocks is 'The non-hole blocks among p_count blocks from p_first: block number and chunk hash.';
 
 create function tarbox.read_chunks(p_hashes bytea[]) returns table (hash bytea, data bytea)
-language sql stable as $$
-  select c.hash, c.data from tarbox_private.chunks c
-   where c.tenant_id = (tarbox_private.current_tenant()).tenant_id and c.hash = any (p_hashes)
+language plpgsql stable as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+begin
+  return query
+    select c.hash, c.data from tarbox_private.chunks c
+     where c.tenant_id = v_tenant.tenant_id and c.hash = any (p_hashes);
+end
 $$;
 comment on function tarbox.read_chunks is 'Chunk contents by hash (the shim reads them with COPY ... TO STDOUT in binary).';
 
@@ -1695,7 +1776,7 @@ comment on function tarbox.read_chunks is 'Chunk contents by hash (the shim read
 -- Tenants, and a text-friendly layer for psql users and the CLI.
 
 create function tarbox.create_tenant(p_name text, p_display_name text default null,
-  p_block_size integer default 1048576)
+  p_block_size integer default 1048576, p_max_file_size bigint default 1099511627776)
 returns tarbox.tenant_info
 language plpgsql volatile as $$
 declare
@@ -1707,11 +1788,17 @@ begin
   if p_name is null or p_name !~ '^[a-z0-9][a-z0-9_-]{0,62}$' then
     perform tarbox_private.fail('TBINV', format('invalid tenant name %L: use 1-63 characters a-z, 0-9, _ and -, starting with a letter or digit', p_name));
   end if;
+  if p_block_size is null or p_block_size < 4096 or p_block_size > 8388608 or (p_block_size & (p_block_size - 1)) <> 0 then
+    perform tarbox_private.fail('TBINV', format('invalid block size %s: a power of two from 4096 to 8388608', p_block_size));
+  end if;
+  if p_max_file_size is null or p_max_file_size < 1 then
+    perform tarbox_private.fail('TBINV', format('invalid max file size %s', p_max_file_size));
+  end if;
   if exists (select 1 from tarbox_private.tenants where name = p_name) then
     perform tarbox_private.fail('TBEXI', format('tenant already exists: %s', p_name));
   end if;
-  insert into tarbox_private.tenants (name, display_name, block_size, root_ino, working_layer_id, layer_chain)
-  values (p_name, p_display_name, p_block_size, v_root, v_layer, array[v_layer])
+  insert into tarbox_private.tenants (name, display_name, block_size, max_file_size, root_ino, working_layer_id, layer_chain)
+  values (p_name, p_display_name, p_block_size, p_max_file_size, v_root, v_layer, array[v_layer])
   returning tenant_id into v_tenant_id;
   insert into tarbox_private.layers (tenant_id, layer_id, parent_layer_id, message)
   values (v_tenant_id, v_layer, null, 'initial layer');
@@ -1720,7 +1807,7 @@ begin
   return (select t from tarbox.list_tenants() t where t.tenant_id = v_tenant_id);
 end
 $$;
-comment on function tarbox.create_tenant is 'A new tenant with an empty root directory (0755, owned by 0:0) and its first working layer.';
+comment on function tarbox.create_tenant is 'A new tenant with an empty root directory (0755, owned by 0:0) and its first working layer; block size and file size limit from the configuration.';
 
 create function tarbox.list_tenants() returns setof tarbox.tenant_info
 language sql stable as $$
@@ -1886,7 +1973,8 @@ begin
     begin
       perform tarbox.mkdir(convert_to(v_prefix, 'UTF8'), p_mode);
     exception when sqlstate 'TBEXI' then
-      if ((tarbox.getattr(convert_to(v_prefix, 'UTF8'))).mode & 61440) <> 16384 then
+      if not tarbox_private.is_dir((tarbox_private.resolve(tarbox_private.current_tenant(),
+                                      convert_to(v_prefix, 'UTF8'), true)).mode) then
         perform tarbox_private.fail('TBNDR', format('not a directory: %s', v_prefix));
       end if;
     end;

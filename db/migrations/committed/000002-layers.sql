@@ -1,5 +1,5 @@
---! Previous: sha1:6202410f6fff77078c3382c68b78873d20917f9c
---! Hash: sha1:8362f940ed04335760840edc56c7c147ae79749a
+--! Previous: sha1:5c17126ad4d4000142bee98782e75047a2f04c5d
+--! Hash: sha1:dbdd189064774c59a085d28461f8e7ba304c36e9
 --! Message: layers
 
 --! split: 001-layers.sql
@@ -48,9 +48,16 @@ create type tarbox.layer_change as (
 create function tarbox_private.lock_tenant() returns tarbox_private.tenants
 language plpgsql volatile as $$
 declare
-  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_tenant_id bigint := nullif(current_setting('tarbox.tenant_id', true), '')::bigint;
+  v_tenant tarbox_private.tenants;
 begin
-  select * into v_tenant from tarbox_private.tenants where tenant_id = v_tenant.tenant_id for update;
+  if v_tenant_id is not null then
+    perform pg_advisory_xact_lock(2003792482, v_tenant_id::integer);
+    select * into v_tenant from tarbox_private.tenants where tenant_id = v_tenant_id for update;
+  end if;
+  if v_tenant.tenant_id is null then
+    perform tarbox_private.fail('TBNTS', 'no tenant bound to this session: call tarbox.use_tenant(name) first');
+  end if;
   return v_tenant;
 end
 $$;
@@ -136,6 +143,16 @@ begin
 end
 $$;
 
+-- Checkpoint and switch return the layer without its size of changes (null): counting a
+-- layer's rows is not O(1) (10,000 new files: 10,000 rows). list_layers reports the sizes.
+create function tarbox_private.layer_summary(p_tenant tarbox_private.tenants, p_layer tarbox_private.layers)
+returns tarbox.layer_info
+language sql stable as $$
+  select row(p_layer.layer_id, p_layer.parent_layer_id, p_layer.message, p_layer.created_at, p_layer.frozen_at,
+             p_layer.layer_id = p_tenant.working_layer_id, p_layer.layer_id = any (p_tenant.layer_chain),
+             null::bigint, null::bigint)::tarbox.layer_info
+$$;
+
 create function tarbox.create_layer(p_message text default null) returns tarbox.layer_info
 language plpgsql volatile as $$
 declare
@@ -149,7 +166,7 @@ begin
    where tenant_id = v_tenant.tenant_id and layer_id = v_tenant.working_layer_id
   returning * into v_frozen;
   perform tarbox_private.start_working_layer(v_tenant, v_frozen.layer_id);
-  return tarbox_private.layer_info(tarbox_private.current_tenant(), v_frozen);
+  return tarbox_private.layer_summary(tarbox_private.current_tenant(), v_frozen);
 end
 $$;
 comment on function tarbox.create_layer is 'Checkpoint: freeze the working layer (with an optional message) and open an empty working layer on top. O(1). Returns the frozen layer.';
@@ -161,7 +178,7 @@ declare
   v_target tarbox_private.layers := tarbox_private.require_layer(v_tenant, p_layer_id);
 begin
   if v_target.layer_id = v_tenant.working_layer_id then
-    return tarbox_private.layer_info(v_tenant, v_target);
+    return tarbox_private.layer_summary(v_tenant, v_target);
   end if;
   if tarbox_private.layer_has_changes(v_tenant.tenant_id, v_tenant.working_layer_id) then
     -- nothing is lost by a switch: unsaved changes become a checkpoint of their own
@@ -178,7 +195,7 @@ begin
      where tenant_id = v_tenant.tenant_id and layer_id = v_target.layer_id;
   end if;
   perform tarbox_private.start_working_layer(v_tenant, v_target.layer_id);
-  return tarbox_private.layer_info(tarbox_private.current_tenant(), tarbox_private.require_layer(v_tenant, p_layer_id));
+  return tarbox_private.layer_summary(tarbox_private.current_tenant(), tarbox_private.require_layer(v_tenant, p_layer_id));
 end
 $$;
 comment on function tarbox.switch_layer is 'Show the filesystem exactly as it was in a layer: a new working layer starts on top of it. Unsaved changes are checkpointed first. O(depth of history).';
@@ -202,7 +219,7 @@ language plpgsql stable as $$
 declare
   v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
 begin
-  return tarbox_private.layer_info(v_tenant, tarbox_private.require_layer(v_tenant, v_tenant.working_layer_id));
+  return tarbox_private.layer_summary(v_tenant, tarbox_private.require_layer(v_tenant, v_tenant.working_layer_id));
 end
 $$;
 comment on function tarbox.current_layer is 'The working layer (where writes go); its parent is the checkpoint being shown.';
