@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:5c17126ad4d4000142bee98782e75047a2f04c5d
+--! Hash: sha1:a59a492e7d2150a7cf8ef3cb6f83fbe72a80e3e2
 --! Message: core filesystem
 
 --! split: 001-schema.sql
@@ -1504,12 +1504,10 @@ comment on function tarbox.fsync is 'fsync(2): when this call returns (committed
 
 create function tarbox.flush(p_ino bigint) returns tarbox.attr
 language plpgsql stable as $$
-declare
-  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
 begin
   -- Every SQL call commits on its own, so there is nothing left to write: flush returns the
   -- committed attributes, which is what close-to-open needs to observe.
-  return tarbox_private.to_attr(tarbox_private.require_inode(v_tenant, p_ino), v_tenant.block_size);
+  return tarbox.getattr_ino(p_ino);
 end
 $$;
 comment on function tarbox.flush is 'close(2)/flush: the committed attributes of an open inode (SQL writes are committed per call).';

@@ -1,5 +1,5 @@
---! Previous: sha1:5c17126ad4d4000142bee98782e75047a2f04c5d
---! Hash: sha1:dbdd189064774c59a085d28461f8e7ba304c36e9
+--! Previous: sha1:a59a492e7d2150a7cf8ef3cb6f83fbe72a80e3e2
+--! Hash: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
 --! Message: layers
 
 --! split: 001-layers.sql
@@ -47,18 +47,12 @@ create type tarbox.layer_change as (
 -- The tenant row, locked: checkpoints and switches of one tenant happen one at a time.
 create function tarbox_private.lock_tenant() returns tarbox_private.tenants
 language plpgsql volatile as $$
-declare
-  v_tenant_id bigint := nullif(current_setting('tarbox.tenant_id', true), '')::bigint;
-  v_tenant tarbox_private.tenants;
 begin
-  if v_tenant_id is not null then
-    perform pg_advisory_xact_lock(2003792482, v_tenant_id::integer);
-    select * into v_tenant from tarbox_private.tenants where tenant_id = v_tenant_id for update;
-  end if;
-  if v_tenant.tenant_id is null then
-    perform tarbox_private.fail('TBNTS', 'no tenant bound to this session: call tarbox.use_tenant(name) first');
-  end if;
-  return v_tenant;
+  -- The exclusive side of current_tenant()'s lock; the shared request current_tenant() then
+  -- makes in this same transaction is granted at once. No tenant bound: no lock, and
+  -- current_tenant() raises TBNTS.
+  perform pg_advisory_xact_lock(2003792482, nullif(current_setting('tarbox.tenant_id', true), '')::integer);
+  return tarbox_private.current_tenant();
 end
 $$;
 
