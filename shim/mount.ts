@@ -5,9 +5,11 @@
 import { ChunkStore } from './chunks.js';
 import { ControlFs } from './control.js';
 import { listenForLayerSwitches } from './notifications.js';
-import { TenantDatabase } from './database.js';
+import { TenantDatabase, type Sql } from './database.js';
 import { TarboxFs } from './filesystem.js';
 import { mount } from './fuse/binding.js';
+import { NativeFs } from './native-fs.js';
+import { checkNativeMount, resolveNativeMounts, type NativeMountSpec } from './native-mounts.js';
 import { OpenFiles } from './open-files.js';
 import { operations } from './operations.js';
 
@@ -16,6 +18,8 @@ export interface MountConfig {
   database: { pool_size: number; connection_timeout: number; statement_timeout: number };
   filesystem: { attr_timeout: number; entry_timeout: number };
   cache: { block_size: number; metadata_size: number };
+  /** `[[native_mounts]]` of the config file (every tenant); the tenant's own come from SQL. */
+  native_mounts?: readonly NativeMountSpec[];
 }
 
 export interface MountOptions {
@@ -51,17 +55,27 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
   const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
 
+  let native: NativeFs;
+  try {
+    native = await openNativeMounts(db.sql, options, db.tenantId, log);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
     afterSwitch: () => fs.dropCaches(),
     kernelCacheMs: Math.max(config.filesystem.attr_timeout, config.filesystem.entry_timeout) * 1000,
+    // layers do not snapshot native mounts: say so where the layers are listed
+    extraListLines: () => native.describe(),
   });
   // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
   const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => fs.dropCaches(), log);
 
   let handle;
   try {
-    handle = await mount(options.mountpoint, operations(fs, control, log), {
+    handle = await mount(options.mountpoint, operations(fs, control, log, { fs: native, onOp: nativeOpHook }), {
       fsname: `tarbox-${options.tenant}`,
       subtype: 'tarbox',
       allowOther: true,
@@ -78,6 +92,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   } catch (err) {
     await listener.close();
     await db.close();
+    native.close();
     throw err;
   }
 
@@ -89,10 +104,31 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     await handle.unmount();
     await listener.close();
     await db.close();
+    native.close();
   };
   const closed = handle.closed.then(async () => {
-    if (!finished) { finished = true; await listener.close().catch(() => {}); await db.close().catch(() => {}); }
+    if (!finished) { finished = true; await listener.close().catch(() => {}); await db.close().catch(() => {}); native.close(); }
   });
   return { unmount, closed, fs };
 }
 
+
+/**
+ * Where every completed operation on a native mount passes (errno 0 on success): the one
+ * place to audit them. Nothing is recorded yet; the audit log's SQL function plugs in here.
+ */
+function nativeOpHook(_op: string, _caller: { uid: number; gid: number; pid: number }, _paths: string[], _errno: number): void {}
+
+/** The config file's native mounts and the tenant's own (tarbox.list_native_mounts), opened on the host. */
+async function openNativeMounts(sql: Sql, options: MountOptions, tenantId: number, log: (msg: string) => void): Promise<NativeFs> {
+  const rows = await sql`select path, source, mode, shared, priority from tarbox.list_native_mounts()`;
+  // Checked again here, as the config file's were at load: rows may have been written by hand.
+  const valid = (rows as unknown as NativeMountSpec[]).filter((row) => {
+    const bad = checkNativeMount(row);
+    if (bad) log(`tarbox: native mount ${row.path} of tenant ${options.tenant} ignored: ${bad}`);
+    return !bad;
+  });
+  const { mounts, conflicts } = resolveNativeMounts(options.config.native_mounts ?? [], valid, options.tenant, tenantId);
+  for (const line of conflicts) log(`tarbox: ${line}`);
+  return new NativeFs(mounts);
+}

@@ -1,13 +1,16 @@
 // The op table: every FUSE operation in one place, each the same short shape (as in
 // libfuse's passthrough.c): forward to TarboxFs (or, under /.tarbox, to ControlFs) and let
 // `guard` turn any failure into the errno the kernel sees, through the single
-// SQLSTATE -> errno map in errors.ts.
+// SQLSTATE -> errno map in errors.ts. With native mounts, the router in native-router.ts
+// stands in front of this table and sends paths inside them to the host (NativeFs).
 
 import { FuseError, type Caller, type FuseOps, type Stat, type StatFs } from './fuse/binding.js';
 import { ControlFs, isControlPath } from './control.js';
 import { errnoOf } from './errors.js';
 import type { TarboxFs } from './filesystem.js';
 import { withRetry } from './database.js';
+import type { NativeFs } from './native-fs.js';
+import { routeNative, type Guard, type NativeOpHook } from './native-router.js';
 import type { Attr } from './open-files.js';
 
 /** SQL's tarbox.attr (snake_case columns) as the binding's Stat. */
@@ -28,9 +31,12 @@ function statfs(info: Record<string, number>): StatFs {
   };
 }
 
-export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) => void): FuseOps {
+/** Native mounts of this tenant, and the hook every completed native op passes through. */
+export interface NativeRouting { fs: NativeFs; onOp?: NativeOpHook }
+
+export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) => void, native?: NativeRouting): FuseOps {
   /** The one wrapper: retries transient conflicts, maps every other error to an errno. */
-  const guard = <A extends unknown[], R>(op: (caller: Caller, ...args: A) => R | Promise<R>) =>
+  const guard: Guard = <A extends unknown[], R>(op: (caller: Caller, ...args: A) => R | Promise<R>) =>
     async (caller: Caller, ...args: A): Promise<R> => {
       try {
         return await withRetry(async () => op(caller, ...args));
@@ -41,7 +47,7 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
   const ctl = isControlPath;
   const anyCtl = (...paths: string[]) => paths.some(isControlPath);
 
-  return {
+  const table: FuseOps = {
     getattr: guard(async (_c, path: string) => stat(ctl(path) ? control.getattr(path) : await fs.getattr(path))),
     fgetattr: guard(async (_c, path: string, fh: number) =>
       stat(control.owns(fh) ? control.getattr(path) : await fs.fgetattr(path, fh))),
@@ -85,4 +91,5 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
     listxattr: guard((_c, path: string) => ctl(path) ? [] : fs.listxattr(path)),
     removexattr: guard((_c, path: string, name: string) => ctl(path) ? control.refuse() : fs.removexattr(path, name)),
   };
+  return native && !native.fs.routes.empty ? routeNative(table, native.fs, guard, native.onOp) : table;
 }

@@ -76,8 +76,8 @@ export interface Mount {
   python<T = unknown>(code: string, opts?: RunOptions): Promise<T>;
   /** Stop the server (it flushes on SIGTERM) and serve the same tenant again on the same mountpoint. */
   remount(): Promise<void>;
-  /** Serve the same tenant from a second, independent process on another mountpoint. */
-  mountAgain(): Promise<MountServer>;
+  /** Serve the same tenant (or another tenant of this database) from a second, independent process on another mountpoint. */
+  mountAgain(tenant?: string): Promise<MountServer>;
   /** stderr of every server process of this mount so far. */
   log(): string;
   /** Stop every server, remove the temp dirs and drop the database. Safe to call twice. */
@@ -272,10 +272,10 @@ export async function mountFresh(options: MountFreshOptions = {}): Promise<Mount
       server = await startServer(db.url, tenant, mountpoint, options.config, logs);
       servers.push(server);
     },
-    async mountAgain() {
+    async mountAgain(other_tenant = tenant) {
       const other = path.join(base, `again${++extra}`);
       fs.mkdirSync(other);
-      const s = await startServer(db.url, tenant, other, options.config, logs);
+      const s = await startServer(db.url, other_tenant, other, options.config, logs);
       servers.push(s);
       return s;
     },
