@@ -95,7 +95,15 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
   }
 
   /** A mount point's own attributes, for its parent's listing; a synthetic directory above deeper ones. */
-  const childStat = (path: string): Stat => (native.route(path) ? native.getattr(native.route(path)!) : syntheticDir(path));
+  const childStat = (path: string): Stat => {
+    const r = native.route(path);
+    if (r && r.rel === '') return native.getattr(r);
+    try {
+      return r ? native.getattr(r) : syntheticDir(path);
+    } catch {
+      return syntheticDir(path); // a directory above a deeper mount point, missing in the source
+    }
+  };
   const isNotFound = (err: unknown) => (err as FuseError).errno === Errno.ENOENT;
 
   const getattr = byPath('getattr', (_c, r) => native.getattr(r))!;
@@ -107,20 +115,22 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
   return {
     ...table,
     getattr: async (c, path) => {
-      if (native.route(path) || !native.routes.childrenOf(path)) return getattr(c, path);
+      const plain = native.route(path) ? getattr : table.getattr!;
+      if (!native.routes.childrenOf(path)) return plain(c, path);
       try {
-        return await table.getattr!(c, path);
+        return await plain(c, path);
       } catch (err) {
         if (isNotFound(err)) return syntheticDir(path);
         throw err;
       }
     },
     readdir: async (c, path, fh) => {
+      const plain = native.route(path) ? readdir : table.readdir!;
       const children = native.routes.childrenOf(path);
-      if (native.route(path) || !children) return readdir(c, path, fh);
+      if (!children) return plain(c, path, fh);
       let listing: { names: string[]; stats?: Stat[] };
       try {
-        const r = await table.readdir!(c, path, fh);
+        const r = await plain(c, path, fh);
         listing = Array.isArray(r) ? { names: r } : r;
       } catch (err) {
         if (!isNotFound(err)) throw err;
@@ -134,7 +144,7 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
         try {
           st = childStat(prefix + name);
         } catch {
-          continue; // a source that vanished from the host: leave the database's view alone
+          continue; // a source that vanished from the host: leave the listing as it is
         }
         const at = names.indexOf(name);
         if (at < 0) { names.push(name); stats?.push(st); } else if (stats) stats[at] = st;
