@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
+import { checkMountPath, checkSource, checkSourceOnHost } from '../shim/native-mounts.js';
 
 export interface NativeMount {
   readonly path: string;
@@ -261,21 +262,9 @@ function parseNativeMounts(raw: unknown): NativeMount[] {
     for (const k of Object.keys(entry)) {
       if (!['path', 'source', 'mode', 'shared', 'priority'].includes(k)) fail(`${k}: unknown key`);
     }
-    const p = entry.path;
-    if (typeof p !== 'string') return fail(`path: expected an absolute path, got ${show(p)}`);
-    if (!p.startsWith('/') || path.posix.normalize(p) !== p || p.endsWith('/') || p === '/') {
-      fail(`path: expected an absolute, normalized path other than "/", got ${show(p)}`);
-    }
-    const source = entry.source;
-    if (typeof source !== 'string' || !path.isAbsolute(source)) {
-      return fail(`source: expected an absolute path, got ${show(source)}`);
-    }
-    const placeholder = /\{([^}]*)\}/g;
-    for (const m of source.matchAll(placeholder)) {
-      if (m[1] !== 'tenant' && m[1] !== 'tenant_id') {
-        fail(`source: unknown placeholder {${m[1]}} (use {tenant} or {tenant_id})`);
-      }
-    }
+    const pathError = checkMountPath(entry.path);
+    if (pathError) fail(pathError);
+    const p = entry.path as string;
     let mode: 'ro' | 'rw' = 'ro';
     let shared = false;
     let priority = 0;
@@ -295,9 +284,11 @@ function parseNativeMounts(raw: unknown): NativeMount[] {
       fail(`priority: ${(err as Error).message}`);
     }
     const id = `${p}\0${priority}`;
-    if (seen.has(id)) fail(`path: duplicate of an earlier mount with path ${show(p)} and priority ${priority}`);
+    if (seen.has(id)) fail(`path: duplicate of an earlier mount with path ${show(p)} and priority ${priority}: which one wins would be ambiguous`);
     seen.add(id);
-    return { path: p, source, mode, shared, priority };
+    const sourceError = checkSource(entry.source, mode, shared) ?? checkSourceOnHost(entry.source as string);
+    if (sourceError) fail(sourceError);
+    return { path: p, source: entry.source as string, mode, shared, priority };
   });
 }
 
