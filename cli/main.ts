@@ -7,6 +7,7 @@ import * as init from './commands/init.js';
 import * as ls from './commands/ls.js';
 import * as mkdir from './commands/mkdir.js';
 import * as mount from './commands/mount.js';
+import * as native from './commands/native.js';
 import * as rm from './commands/rm.js';
 import * as stat from './commands/stat.js';
 import * as layer from './commands/layer.js';
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
     // Set before adding commands: subcommands copy these settings.
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tarbox: ${str.replace(/^error: /, '').trim()}\n`) });
-  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer]) command.register(program);
+  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer, native]) command.register(program);
   return program;
 }
 
