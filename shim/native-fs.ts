@@ -38,6 +38,7 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
+const S_ISGID = 0o2000;
 const UTIME_NOW = (1 << 30) - 1;
 const UTIME_OMIT = (1 << 30) - 2;
 const ST_RDONLY = 1;
@@ -209,15 +210,20 @@ export class NativeFs {
     if (route.mount.mode === 'ro') throw new FsError(Errno.EROFS);
   }
 
-  /** Hand a new entry to the caller (root shim) and drop the bits our own umask took away. */
+  /**
+   * Hand a new entry to the caller, as the kernel would have (the shim runs as root): owner the
+   * caller, group the caller's unless the parent directory is setgid (then the host already
+   * gave it the directory's group). And restore the mode bits our own umask took away.
+   */
   private settleNew(e: Entry, caller: Caller, mode: number, fd?: number): void {
-    if (fd !== undefined) {
-      if ((mode & this.umask) !== 0) fs.fchmodSync(fd, mode & 0o7777);
-      if (this.chownToCaller) fs.fchownSync(fd, caller.uid, caller.gid);
-      return;
+    if ((mode & this.umask) !== 0) {
+      if (fd !== undefined) fs.fchmodSync(fd, mode & 0o7777);
+      else this.chmodEntry(e, mode);
     }
-    if ((mode & this.umask) !== 0) this.chmodEntry(e, mode);
-    if (this.chownToCaller) fs.lchownSync(e.path, caller.uid, caller.gid);
+    if (!this.chownToCaller || (caller.uid === 0 && caller.gid === 0)) return;
+    const gid = (fs.fstatSync(e.dirFd).mode & S_ISGID) !== 0 ? -1 : caller.gid;
+    if (fd !== undefined) fs.fchownSync(fd, caller.uid, gid);
+    else fs.lchownSync(e.path, caller.uid, gid);
   }
 
   /** chmod always follows symlinks: act on an O_PATH descriptor of the entry itself. */
@@ -355,7 +361,7 @@ export class NativeFs {
       // The target is stored as text and never followed by the shim; the kernel resolves it
       // for the caller, inside the caller's view (the mount), not the host's.
       fs.symlinkSync(hostBytes(target), e.path);
-      if (this.chownToCaller) fs.lchownSync(e.path, c.uid, c.gid);
+      this.settleNew(e, c, 0); // owner only: a symlink has no mode of its own
     });
   }
 

@@ -131,6 +131,26 @@ out({
   t.is(fs.lstatSync(path.join(host1, 'a', 'g')).mode & 0o777, 0o640);
 });
 
+test.serial('what a caller creates is the caller\'s; a setgid directory gives its group', async (t) => {
+  fs.mkdirSync(m.path('rw/shared-dir'), { mode: 0o777 });
+  fs.chmodSync(m.path('rw/shared-dir'), 0o777);
+  fs.mkdirSync(m.path('rw/shared-dir/sgid'));
+  fs.chownSync(m.path('rw/shared-dir/sgid'), 0, 4242);
+  fs.chmodSync(m.path('rw/shared-dir/sgid'), 0o2777);
+  await m.check('umask 022 && echo x > shared-dir/f && mkdir shared-dir/d && ln -s f shared-dir/l && echo y > shared-dir/sgid/g',
+    { uid: 1000, gid: 1000, cwd: m.path('rw') });
+  const host1 = src('rw', String(m.tenantId), 'shared-dir');
+  const owner = (p: string) => { const st = fs.lstatSync(path.join(host1, p)); return [st.uid, st.gid, st.mode & 0o7777]; };
+  t.deepEqual(owner('f'), [1000, 1000, 0o644]);
+  t.deepEqual(owner('d'), [1000, 1000, 0o755]);
+  t.deepEqual(owner('l').slice(0, 2), [1000, 1000]);
+  t.deepEqual(owner('sgid/g'), [1000, 4242, 0o644]);
+  // and the kernel's permission checks see the host's owners: uid 1001 cannot write uid 1000's file
+  const denied = await m.run('echo z >> shared-dir/f', { uid: 1001, cwd: m.path('rw') });
+  t.not(denied.code, 0);
+  t.regex(denied.stderr, /Permission denied/);
+});
+
 test.serial('per-tenant {tenant_id}: two tenants see different directories', async (t) => {
   await m.sql`select tarbox.create_tenant('t2')`;
   const [{ id }] = await m.sql`select tarbox.tenant_id('t2') as id`;
