@@ -70,8 +70,15 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     // layers do not snapshot native mounts: say so where the layers are listed
     extraListLines: () => native.describe(),
   });
-  // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
-  const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => fs.dropCaches(), log);
+  // another mount (or the CLI, or SQL) switched this tenant's layer, or changed its native
+  // mounts: forget what we knew, and read the native mounts again
+  const reloadNative = () => nativeMountsOf(db.sql, options, db.tenantId, log)
+    .then((mounts) => native.reload(mounts))
+    .catch((err) => log(`tarbox: reloading native mounts failed, keeping the previous ones: ${(err as Error).message}`));
+  const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => {
+    fs.dropCaches();
+    void reloadNative();
+  }, log);
 
   let handle;
   try {
@@ -121,6 +128,11 @@ function nativeOpHook(_op: string, _caller: { uid: number; gid: number; pid: num
 
 /** The config file's native mounts and the tenant's own (tarbox.list_native_mounts), opened on the host. */
 async function openNativeMounts(sql: Sql, options: MountOptions, tenantId: number, log: (msg: string) => void): Promise<NativeFs> {
+  return new NativeFs(await nativeMountsOf(sql, options, tenantId, log));
+}
+
+/** The native mounts in effect for the tenant: the config file's and its own, checked. */
+async function nativeMountsOf(sql: Sql, options: MountOptions, tenantId: number, log: (msg: string) => void) {
   const rows = await sql`select path, source, mode, shared, priority from tarbox.list_native_mounts()`;
   // Checked again here, as the config file's were at load: rows may have been written by hand.
   const valid = (rows as unknown as NativeMountSpec[]).filter((row) => {
@@ -130,5 +142,5 @@ async function openNativeMounts(sql: Sql, options: MountOptions, tenantId: numbe
   });
   const { mounts, conflicts } = resolveNativeMounts(options.config.native_mounts ?? [], valid, options.tenant, tenantId);
   for (const line of conflicts) log(`tarbox: ${line}`);
-  return new NativeFs(mounts);
+  return mounts;
 }

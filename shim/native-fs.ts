@@ -109,7 +109,11 @@ function toStat(st: fs.BigIntStats, slot: number): Stat {
 const writes = (flags: number) => (flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC) !== 0;
 
 export class NativeFs {
-  readonly routes: NativeRoutes<HostMount>;
+  /** The mounts in effect; replaced as a whole by reload(). */
+  routes: NativeRoutes<HostMount>;
+  /** Mounts replaced by a reload whose source stays open while a handle still uses it. */
+  private retired = new Set<HostMount>();
+  private nextSlot = 1;
   private handles = new Map<number, Handle>();
   private nextHandle = FIRST_HANDLE;
   private closed = false;
@@ -118,19 +122,52 @@ export class NativeFs {
   private readonly chownToCaller = process.getuid?.() === 0;
 
   constructor(mounts: readonly ResolvedNativeMount[]) {
+    this.routes = this.openAll(mounts);
+  }
+
+  /**
+   * The definitions changed (tarbox native add/remove, seen through NOTIFY): serve the new set
+   * from the next request on. Open files keep the mount they were opened in until released.
+   */
+  reload(mounts: readonly ResolvedNativeMount[]): void {
+    const fresh = this.openAll(mounts);
+    const old = this.routes.mounts;
+    this.routes = fresh;
+    for (const m of old) this.retire(m);
+  }
+
+  private openAll(mounts: readonly ResolvedNativeMount[]): NativeRoutes<HostMount> {
     if (mounts.length > MAX_NATIVE_MOUNTS) throw new Error(`at most ${MAX_NATIVE_MOUNTS} native mounts per tenant`);
     const opened: HostMount[] = [];
     try {
-      mounts.forEach((m, i) => {
+      for (const m of mounts) {
         const bad = checkMountPath(m.path);
         if (bad) throw new Error(`native mount ${m.path}: ${bad}`);
-        opened.push(openSource(m, i + 1));
-      });
+        opened.push(openSource(m, this.slotFor(m)));
+      }
     } catch (err) {
       for (const m of opened) fs.closeSync(m.rootFd);
       throw err;
     }
-    this.routes = new NativeRoutes(opened.map((m) => ({ ...m, path: m.fusePath })));
+    return new NativeRoutes(opened.map((m) => ({ ...m, path: m.fusePath })));
+  }
+
+  /** A mount keeps its inode range across reloads (same path and source), so inode numbers stay put. */
+  private slots = new Map<string, number>();
+  private slotFor(m: ResolvedNativeMount): number {
+    const key = `${m.path}\0${m.hostPath}`;
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = this.nextSlot++;
+      if (slot > MAX_NATIVE_MOUNTS) throw new Error(`more than ${MAX_NATIVE_MOUNTS} native mounts in this mount's lifetime`);
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  private retire(m: HostMount): void {
+    if ([...this.handles.values()].some((h) => h.mount === m)) this.retired.add(m);
+    else fs.closeSync(m.rootFd);
   }
 
   route(path: string): Route | undefined {
@@ -151,7 +188,8 @@ export class NativeFs {
     this.closed = true;
     for (const h of this.handles.values()) fs.closeSync(h.fd);
     this.handles.clear();
-    for (const m of this.routes.mounts) fs.closeSync(m.rootFd);
+    for (const m of [...this.routes.mounts, ...this.retired]) fs.closeSync(m.rootFd);
+    this.retired.clear();
   }
 
   // --- containment --------------------------------------------------------------------
@@ -445,6 +483,10 @@ export class NativeFs {
     if (!h) return;
     this.handles.delete(fh);
     fs.closeSync(h.fd);
+    if (this.retired.has(h.mount) && ![...this.handles.values()].some((o) => o.mount === h.mount)) {
+      this.retired.delete(h.mount);
+      fs.closeSync(h.mount.rootFd);
+    }
   }
 
   truncate(r: Route, size: number): void {

@@ -62,13 +62,19 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
       }
     };
   };
+  /** The route again inside the op: a reload (NOTIFY) may have removed the mount since the router chose. */
+  const routeOf = (path: string): Route => {
+    const r = native.route(path);
+    if (!r) throw new FsError(Errno.ENOENT);
+    return r;
+  };
   const first = (args: unknown[]) => [args[0] as string];
   const two = (args: unknown[]) => [args[0] as string, args[1] as string];
 
   /** A one-path op: the native version when the path is inside a mount. */
   function byPath<K extends keyof FuseOps>(name: K, fn: (c: Caller, r: Route, ...rest: any[]) => unknown): FuseOps[K] {
     const dbOp = table[name] as any;
-    const nativeOp = nat(name, first, (c: Caller, path: string, ...rest: unknown[]) => fn(c, native.route(path)!, ...rest));
+    const nativeOp = nat(name, first, (c: Caller, path: string, ...rest: unknown[]) => fn(c, routeOf(path), ...rest));
     return (async (c: Caller, path: string, ...rest: unknown[]) =>
       native.route(path) ? nativeOp(c, path, ...rest) : dbOp(c, path, ...rest)) as FuseOps[K];
   }
@@ -85,7 +91,7 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
   function twoPaths<K extends 'rename' | 'link'>(name: K, fn: (from: Route, to: Route) => void): FuseOps[K] {
     const dbOp = table[name]!;
     const exdev = nat(name, two, (_c: Caller, _from: string, _to: string): void => { throw new FsError(Errno.EXDEV); });
-    const nativeOp = nat(name, two, (_c: Caller, from: string, to: string) => fn(native.route(from)!, native.route(to)!));
+    const nativeOp = nat(name, two, (_c: Caller, from: string, to: string) => fn(routeOf(from), routeOf(to)));
     return (async (c: Caller, from: string, to: string) => {
       const a = native.route(from);
       const b = native.route(to);
@@ -109,7 +115,7 @@ export function routeNative(table: FuseOps, native: NativeFs, guard: Guard, onOp
   const getattr = byPath('getattr', (_c, r) => native.getattr(r))!;
   // symlink(target, linkpath) is routed by its second argument
   const symlink = nat('symlink', (args: unknown[]) => [args[1] as string],
-    (c: Caller, target: string, path: string) => native.symlink(c, target, native.route(path)!));
+    (c: Caller, target: string, path: string) => native.symlink(c, target, routeOf(path)));
   const readdir = byPath('readdir', (_c, r) => native.readdir(r))!;
 
   return {

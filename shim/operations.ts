@@ -91,5 +91,5 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
     listxattr: guard((_c, path: string) => ctl(path) ? [] : fs.listxattr(path)),
     removexattr: guard((_c, path: string, name: string) => ctl(path) ? control.refuse() : fs.removexattr(path, name)),
   };
-  return native && !native.fs.routes.empty ? routeNative(table, native.fs, guard, native.onOp) : table;
+  return native ? routeNative(table, native.fs, guard, native.onOp) : table;
 }

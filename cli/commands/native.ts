@@ -1,6 +1,6 @@
 // tarbox native add|list|remove: a tenant's own native mounts (host directories served at a
 // path of its tree), stored in PostgreSQL; the config file's [[native_mounts]] apply to every
-// tenant. Changes take effect at the tenant's next mount. docs/native-mounts.md.
+// tenant. The tenant's mounts pick changes up at once (NOTIFY). docs/native-mounts.md.
 import { InvalidArgumentError, type Command } from 'commander';
 import type postgres from 'postgres';
 import type { Config } from '../config.js';
@@ -64,7 +64,7 @@ export function register(program: Command): void {
   const native = program.command('native').description('native mounts: host directories served at a path of a tenant\'s tree');
 
   tenantOption(native.command('add <path> <source>'))
-    .description('serve <path> from the host directory <source> ({tenant} and {tenant_id} expand) from the next mount on')
+    .description('serve <path> from the host directory <source> ({tenant} and {tenant_id} expand)')
     .option('-m, --mode <mode>', 'ro or rw', parseMountMode, 'ro')
     .option('--shared', 'a read-write source without placeholder is written by every tenant that has it')
     .option('-p, --priority <n>', 'among definitions of the same path, the highest priority wins', parsePriority, 0)
@@ -75,7 +75,7 @@ export function register(program: Command): void {
       const spec = { path, source, mode: opts.mode, shared: opts.shared ?? false, priority: opts.priority };
       const row = await withTenant(config, opts.tenant, (sql) => addNativeMount(sql, config, spec));
       if (opts.json) return printJson(row);
-      console.log(`native mount ${row.path} -> ${row.source} (${row.mode}, priority ${row.priority}); effective at the next mount`);
+      console.log(`native mount ${row.path} -> ${row.source} (${row.mode}, priority ${row.priority}); mounts of the tenant pick it up at once`);
     });
 
   tenantOption(native.command('list'))
@@ -93,7 +93,7 @@ export function register(program: Command): void {
     });
 
   tenantOption(native.command('remove <path>'))
-    .description('remove a tenant\'s native mount of <path> (every priority unless --priority); effective at the next mount')
+    .description('remove a tenant\'s native mount of <path> (every priority unless --priority)')
     .option('-p, --priority <n>', 'only the definition with this priority', parsePriority)
     .action(async (path: string, opts: { tenant?: string; priority?: number }, cmd: Command) => {
       const removed = await withTenant(configFor(cmd), opts.tenant, (sql) => removeNativeMount(sql, path, opts.priority ?? null));

@@ -29,7 +29,7 @@ const list = async (tenant: string) => JSON.parse(text(await ok(['native', 'list
 
 test.serial('add, list with the config file\'s, remove', async (t) => {
   t.regex(text(await ok(['native', 'add', '-t', 'nat', '/models', `${work}/models/{tenant_id}`, '--mode', 'rw'])),
-    /^native mount \/models -> .*models\/\{tenant_id\} \(rw, priority 0\); effective at the next mount\n$/);
+    /^native mount \/models -> .*models\/\{tenant_id\} \(rw, priority 0\); mounts of the tenant pick it up at once\n$/);
   await ok(['native', 'add', '-t', 'nat', '/scratch', `${work}/mine/{tenant}`, '-m', 'rw', '-p', '5']);
   const rows = await list('nat');
   t.deepEqual(rows.map((r) => [r.path, r.priority, r.origin, r.state, r.host_path]), [

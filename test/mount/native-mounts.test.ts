@@ -227,7 +227,30 @@ test.serial('layers list the native mounts, which they do not snapshot', async (
   t.is(fs.readFileSync(m.path('rw/kept'), 'utf8'), 'after');
 });
 
-test.serial('per-tenant definitions from SQL apply at the next mount, above the config file\'s', async (t) => {
+test.serial('per-tenant definitions added and removed in SQL reach the running mount', async (t) => {
+  fs.mkdirSync(src('live'));
+  fs.writeFileSync(src('live', 'here'), 'live');
+  const tenantSql = (fn: (sql: typeof m.sql) => Promise<unknown>) => m.sql.begin(async (sql) => {
+    await sql`select tarbox.use_tenant(${m.tenant})`;
+    await fn(sql as unknown as typeof m.sql);
+  });
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 100));
+    return cond();
+  };
+  await tenantSql((sql) => sql`select tarbox.add_native_mount('/live', ${src('live')}, 'ro', true, 0)`);
+  t.true(await until(() => fs.existsSync(m.path('live/here'))), 'added mount appears without a remount');
+  t.is(fs.readFileSync(m.path('live/here'), 'utf8'), 'live');
+  const open = fs.openSync(m.path('live/here'), 'r');
+  await tenantSql((sql) => sql`select tarbox.remove_native_mount('/live')`);
+  t.true(await until(() => !fs.existsSync(m.path('live/here'))), 'removed mount disappears');
+  const buf = Buffer.alloc(4);
+  t.is(fs.readSync(open, buf, 0, 4, 0), 4, 'a file opened before the removal stays readable');
+  t.is(buf.toString(), 'live');
+  fs.closeSync(open);
+});
+
+test.serial('per-tenant definitions from SQL survive a remount, above the config file\'s', async (t) => {
   fs.mkdirSync(src('tenant-pri'));
   fs.writeFileSync(src('tenant-pri', 'which'), 'tenant');
   await m.sql.begin(async (sql) => {

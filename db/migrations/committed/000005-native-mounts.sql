@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:db116cfefbee8bad47995784c927c6e2df52535e
+--! Hash: sha1:865d2e7a70c02045b0035fd8612204cda489c564
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's
@@ -19,6 +19,19 @@ create table tarbox_private.native_mounts (
   primary key (tenant_id, path, priority)
 );
 comment on table tarbox_private.native_mounts is 'Per-tenant native mounts: a path of the tenant''s tree served from a host directory.';
+
+-- Every mount of the tenant reloads its native mounts. The channel is the one mounts already
+-- listen on for "something every mount of this tenant must forget" (shim/notifications.ts);
+-- the payload is the tenant id only.
+create function tarbox_private.tg_native_mounts__notify() returns trigger
+language plpgsql volatile as $$
+begin
+  perform pg_notify('tarbox_layers', coalesce(new.tenant_id, old.tenant_id)::text);
+  return null;
+end
+$$;
+create trigger _500_notify after insert or update or delete on tarbox_private.native_mounts
+  for each row execute function tarbox_private.tg_native_mounts__notify();
 
 create type tarbox.native_mount as (
   path text,
@@ -83,7 +96,7 @@ begin
   return (v_row.path, v_row.source, v_row.mode, v_row.shared, v_row.priority, v_row.created_at)::tarbox.native_mount;
 end
 $$;
-comment on function tarbox.add_native_mount is 'Serve p_path of this tenant''s tree from the host directory p_source (ro or rw) from the next mount on. TBINV bad definition, TBEXI same path and priority exists.';
+comment on function tarbox.add_native_mount is 'Serve p_path of this tenant''s tree from the host directory p_source (ro or rw); mounted filesystems pick it up at once. TBINV bad definition, TBEXI same path and priority exists.';
 
 create function tarbox.list_native_mounts() returns setof tarbox.native_mount
 language plpgsql stable as $$
