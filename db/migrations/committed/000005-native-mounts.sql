@@ -1,12 +1,12 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:865d2e7a70c02045b0035fd8612204cda489c564
+--! Hash: sha1:0325728d36e662dcc807973fcb1ac8298ddf42f3
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's
 -- [[native_mounts]] apply to every tenant and are not stored; the shim merges both when it
 -- mounts (docs/native-mounts.md). A definition is only data: the shim checks it again and does
 -- every host operation itself, with containment checks, so nothing here touches the host.
--- Adding or removing one takes effect at the tenant's next mount.
+-- Adding or removing one reaches the tenant's mounts at once (the NOTIFY trigger below).
 create table tarbox_private.native_mounts (
   tenant_id bigint not null references tarbox_private.tenants on delete cascade,
   path text not null,
