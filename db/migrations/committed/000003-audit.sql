@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:fc5f6b87d382da9a4bbe9dcf4a507c462092f505
+--! Hash: sha1:1106fd3c3f6deef6de62a037fd9ec6c4b1748ade
 --! Message: audit
 
 --! split: 001-audit-table.sql
@@ -278,22 +278,25 @@ begin
   v_horizon := p_now + greatest(interval '7 days', 2 * v_step);
   v_from := date_trunc(v_unit, p_now, 'UTC');
   while v_from < v_horizon loop
-    v_to := ((v_from at time zone 'UTC') + v_step) at time zone 'UTC';
     -- skip what existing partitions (perhaps of another size) already cover
-    select max(p.range_to) into v_covered from tarbox.audit_partitions() p
-     where p.range_from <= v_from and p.range_to > v_from;
-    v_from := greatest(v_from, v_covered);
+    loop
+      select max(p.range_to) into v_covered from tarbox.audit_partitions() p
+       where p.range_from <= v_from and p.range_to > v_from;
+      exit when v_covered is null;
+      v_from := v_covered;
+    end loop;
+    exit when v_from >= v_horizon;
+    -- up to the end of v_from's period, or to the next existing partition
+    v_to := ((date_trunc(v_unit, v_from, 'UTC') at time zone 'UTC') + v_step) at time zone 'UTC';
     select min(p.range_from) into v_next from tarbox.audit_partitions() p
      where p.range_from > v_from and p.range_from < v_to;
     v_to := least(v_to, v_next);
-    if v_from < v_to then
-      action := 'created';
-      partition_name := tarbox_private.create_audit_partition(v_from, v_to);
-      range_from := v_from;
-      range_to := v_to;
-      return next;
-    end if;
-    v_from := greatest(v_to, ((date_trunc(v_unit, v_from, 'UTC') at time zone 'UTC') + v_step) at time zone 'UTC');
+    action := 'created';
+    partition_name := tarbox_private.create_audit_partition(v_from, v_to);
+    range_from := v_from;
+    range_to := v_to;
+    return next;
+    v_from := v_to;
   end loop;
   -- retention: whole partitions whose every row is older than retention_days go; nothing else is deleted
   for v_part in
