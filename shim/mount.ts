@@ -2,6 +2,8 @@
 // the FUSE binding with the options that make FUSE fast (big writes, attribute and entry
 // caching, kernel permission checks with the caller's identity).
 
+import os from 'node:os';
+import { AuditLog, type AuditLevel } from './audit.js';
 import { ChunkStore } from './chunks.js';
 import { ControlFs } from './control.js';
 import { listenForLayerSwitches } from './notifications.js';
@@ -16,6 +18,7 @@ export interface MountConfig {
   database: { pool_size: number; connection_timeout: number; statement_timeout: number };
   filesystem: { attr_timeout: number; entry_timeout: number };
   cache: { block_size: number; metadata_size: number };
+  audit: { enabled: boolean; level: 'writes' | 'all'; retention_days: number; partition: 'daily' | 'weekly' | 'monthly' };
 }
 
 export interface MountOptions {
@@ -45,11 +48,14 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     poolSize: config.database.pool_size,
     statementTimeoutMs: config.database.statement_timeout,
     connectTimeoutSeconds: config.database.connection_timeout,
+    auditNode: `${os.hostname()}:${options.mountpoint}`,
   });
+  const audit = new AuditLog(db.sql, await configureAudit(db, config.audit), log);
+  const maintenance = maintainAuditHourly(db, log);
   const [{ block_size: blockSize }] = await db.sql`select (tarbox.statfs()).bsize as block_size`;
   const chunks = new ChunkStore(db.data, db.tenantId, config.cache.block_size);
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
-  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
+  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000, audit });
 
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
@@ -61,7 +67,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
 
   let handle;
   try {
-    handle = await mount(options.mountpoint, operations(fs, control, log), {
+    handle = await mount(options.mountpoint, operations(fs, control, log, audit), {
       fsname: `tarbox-${options.tenant}`,
       subtype: 'tarbox',
       allowOther: true,
@@ -76,6 +82,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       logger: { error: (message) => log(message) },
     });
   } catch (err) {
+    clearInterval(maintenance);
     await listener.close();
     await db.close();
     throw err;
@@ -87,12 +94,38 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     finished = true;
     await fs.flushAll();
     await handle.unmount();
+    clearInterval(maintenance);
     await listener.close();
     await db.close();
   };
   const closed = handle.closed.then(async () => {
-    if (!finished) { finished = true; await listener.close().catch(() => {}); await db.close().catch(() => {}); }
+    if (!finished) {
+      finished = true;
+      clearInterval(maintenance);
+      await listener.close().catch(() => {});
+      await db.close().catch(() => {});
+    }
   });
   return { unmount, closed, fs };
 }
 
+/** [audit] into the database: the tenant's level (SQL callers follow it too) and partitioning. */
+async function configureAudit(db: TenantDatabase, audit: MountConfig['audit']): Promise<AuditLevel> {
+  const level: AuditLevel = audit.enabled ? audit.level : 'off';
+  await db.sql`select tarbox.set_audit_level(${level})`;
+  await db.sql`select tarbox.configure_audit(${audit.partition}, ${audit.retention_days})`;
+  return level;
+}
+
+const MAINTENANCE_INTERVAL_MS = 3600_000;
+
+/** Partitions ahead and retention, now and every hour while mounted (any mount may do it). */
+function maintainAuditHourly(db: TenantDatabase, log: (msg: string) => void): NodeJS.Timeout {
+  const run = () => db.sql`select * from tarbox.maintain_audit()`.catch((err: Error) => {
+    log(`tarbox: audit maintenance failed: ${err.message}`);
+  });
+  void run();
+  const timer = setInterval(run, MAINTENANCE_INTERVAL_MS);
+  timer.unref();
+  return timer;
+}

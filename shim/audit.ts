@@ -1,0 +1,94 @@
+// What the shim logs itself (docs/audit.md). Every change is logged by its SQL function in
+// the change's own transaction; two things never reach such a function and are logged here
+// through tarbox.log_operation, each in a short transaction of its own:
+// - failures (the failing transaction rolled back, and its row with it), with the errno;
+// - at level "all", one row per open handle, written at release, with the bytes read and
+//   written through it (logging every read would multiply the work).
+import type { Caller } from './fuse/binding.js';
+import type { Sql } from './database.js';
+
+export type AuditLevel = 'off' | 'writes' | 'all';
+
+/** FUSE ops that change something, by the operation name their audit rows carry. */
+const CHANGES: Readonly<Record<string, string>> = {
+  mkdir: 'mkdir', mknod: 'mknod', symlink: 'symlink', link: 'link', unlink: 'unlink', rmdir: 'rmdir',
+  rename: 'rename', chmod: 'chmod', chown: 'chown', utimens: 'utimens', truncate: 'truncate',
+  ftruncate: 'truncate', create: 'create', write: 'write', setxattr: 'setxattr', removexattr: 'removexattr',
+  // buffered data is committed at flush, fsync and release: their failures are failed writes
+  flush: 'write', release: 'write', fsync: 'fsync',
+};
+
+/** Answers that are how a caller asks a question, not refusals: never logged. */
+const QUESTIONS: Readonly<Record<string, number>> = { getattr: 2, fgetattr: 2, getxattr: 61, readlink: 22 };
+
+export interface HandleSummary {
+  path: string;
+  ino: number;
+  caller: Caller;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+interface Entry {
+  operation: string;
+  caller: Caller;
+  path?: string;
+  newPath?: string;
+  errno?: number;
+  ino?: number;
+  read?: number;
+  written?: number;
+  detail?: string;
+}
+
+const bytes = (path: string) => Buffer.from(path, 'latin1');
+
+export class AuditLog {
+  constructor(
+    private readonly sql: Sql,
+    readonly level: AuditLevel,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  private reported = false;
+
+  /** A failed FUSE op; args as the op received them (paths first, except symlink's target). */
+  async failure(op: string, caller: Caller, args: unknown[], errno: number): Promise<void> {
+    if (this.level === 'off' || QUESTIONS[op] === errno) return;
+    const change = CHANGES[op];
+    if (this.level === 'writes' && change === undefined) return;
+    const [first, second] = args;
+    const path = op === 'symlink' ? second : first;
+    await this.write({
+      operation: change ?? op, caller, errno,
+      path: typeof path === 'string' ? path : undefined,
+      newPath: op === 'rename' || op === 'link' ? second as string : undefined,
+      detail: op === 'symlink' ? bytes(first as string).toString('utf8') : undefined,
+    });
+  }
+
+  /** The last word on an open handle (level "all"): one row per open..release. */
+  async handleClosed(handle: HandleSummary): Promise<void> {
+    if (this.level !== 'all') return;
+    await this.write({
+      operation: 'open', caller: handle.caller, path: handle.path || undefined, ino: handle.ino,
+      read: handle.bytesRead, written: handle.bytesWritten,
+    });
+  }
+
+  private async write(e: Entry): Promise<void> {
+    const opt = <T>(value: T | undefined) => value ?? null;
+    try {
+      await this.sql`
+        select tarbox.log_operation(${e.operation}, ${e.path === undefined ? null : bytes(e.path)}, ${opt(e.errno)},
+          ${e.newPath === undefined ? null : bytes(e.newPath)}, ${opt(e.ino)}, ${opt(e.read)}, ${opt(e.written)},
+          ${e.caller.uid}, ${e.caller.gid}, ${e.caller.pid}, ${opt(e.detail)})`;
+    } catch (err) {
+      // the operation's own result stands; an audit outage is reported once, not per op
+      if (!this.reported) {
+        this.reported = true;
+        this.log(`tarbox: audit: could not log ${e.operation}: ${(err as Error)?.message ?? err}`);
+      }
+    }
+  }
+}
