@@ -43,14 +43,34 @@ interface Entry {
 
 const bytes = (path: string) => Buffer.from(path, 'latin1');
 
+/**
+ * How often the shim re-reads its tenant's level: SQL (tarbox.set_audit_level) may change it
+ * while mounted, and SQL functions follow it at once; the shim's own rows follow within this.
+ */
+export const LEVEL_REFRESH_MS = 2000;
+
 export class AuditLog {
+  private current: AuditLevel;
+  private checkedAt = Date.now();
+  private reported = false;
+
   constructor(
     private readonly sql: Sql,
-    readonly level: AuditLevel,
+    level: AuditLevel,
     private readonly log: (msg: string) => void,
-  ) {}
+  ) {
+    this.current = level;
+  }
 
-  private reported = false;
+  get level(): AuditLevel {
+    if (Date.now() - this.checkedAt > LEVEL_REFRESH_MS) {
+      this.checkedAt = Date.now();
+      this.sql`select tarbox.audit_level() as level`
+        .then(([row]) => { this.current = row.level as AuditLevel; })
+        .catch(() => {}); // keep the last known level; logging itself reports outages
+    }
+    return this.current;
+  }
 
   /** A failed FUSE op; args as the op received them (paths first, except symlink's target). */
   async failure(op: string, caller: Caller, args: unknown[], errno: number): Promise<void> {
