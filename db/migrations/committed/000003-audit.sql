@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:1106fd3c3f6deef6de62a037fd9ec6c4b1748ade
+--! Hash: sha1:dafc40ed0068dfaf8f1f649384d053a57de73f80
 --! Message: audit
 
 --! split: 001-audit-table.sql
@@ -89,23 +89,33 @@ language sql immutable parallel safe as $$
     'layer_create', 'layer_switch', 'layer_delete', 'tenant_create', 'tenant_delete')
 $$;
 
+-- The small SQL helpers below are inlinable (one expression, not strict, no FROM), so calls
+-- from PL/pgSQL cost nothing; a non-inlined SQL function is planned on every call (measured
+-- at 76-250 us under load before they were written this way).
 create function tarbox_private.audit_operation_of(p_mode integer) returns text
-language sql immutable strict parallel safe as $$
+language sql immutable parallel safe as $$
   select case p_mode & 61440 when 16384 then 'mkdir' when 40960 then 'symlink' when 32768 then 'create'
               else 'mknod' end
 $$;
 
 create function tarbox_private.octal(p_value integer) returns text
-language sql immutable strict parallel safe as $$
-  select string_agg(((p_value >> (3 * d)) & 7)::text, '' order by d desc) from generate_series(0, 3) d
+language sql immutable parallel safe as $$
+  select ((p_value >> 9) & 7)::text || ((p_value >> 6) & 7)::text || ((p_value >> 3) & 7)::text || (p_value & 7)::text
 $$;
 
 -- Bytes a commit_blocks call wrote: the committed blocks, the last one cut at the file end.
 create function tarbox_private.block_bytes(p_block_nos bigint[], p_block_size integer, p_end bigint)
 returns bigint
-language sql immutable parallel safe as $$
-  select coalesce(sum(greatest(0, least(p_end, (b + 1) * p_block_size) - b * p_block_size)), 0)::bigint
-    from unnest(p_block_nos) b
+language plpgsql immutable parallel safe as $$
+declare
+  v_block bigint;
+  v_bytes bigint := 0;
+begin
+  foreach v_block in array coalesce(p_block_nos, '{}') loop
+    v_bytes := v_bytes + greatest(0, least(p_end, (v_block + 1) * p_block_size) - v_block * p_block_size);
+  end loop;
+  return v_bytes;
+end
 $$;
 
 -- Paths for display: ASCII paths (the common case) without the cost of name_text's
