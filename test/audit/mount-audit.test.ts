@@ -65,16 +65,24 @@ test.serial('each change through the mount is one row, with the caller and the m
   t.is(rows.find((e) => e.operation === 'symlink')?.detail, 'g');
 });
 
-test.serial('xattr changes and data written over several commits are logged', async (t) => {
+test.serial('xattrs, chown and a checkpoint through the control files are logged', async (t) => {
   const m = writes!;
   const before = (await events(m)).length;
   await m.python(`
 open('x', 'w').write('data')
 os.setxattr('x', 'user.tag', b'v')
 os.removexattr('x', 'user.tag')
+os.chown('x', 1000, 1000)
 out(None)`);
+  await m.check('echo "from the mount" > .tarbox/layers/new');
   const rows = (await events(m)).slice(before);
-  t.deepEqual(rows.map(brief), [['create', '/x', null], ['write', '/x', null], ['setxattr', '/x', null], ['removexattr', '/x', null]]);
+  t.deepEqual(rows.map(brief), [
+    ['create', '/x', null], ['write', '/x', null], ['setxattr', '/x', null], ['removexattr', '/x', null],
+    ['chown', '/x', null], ['layer_create', null, null],
+  ]);
+  t.is(rows[4].detail, 'uid=1000 gid=1000');
+  t.regex(rows[5].detail ?? '', /^layer \d+: from the mount$/);
+  t.is(rows[5].interface, 'fuse');
 });
 
 test.serial('a refused operation leaves a row with its errno and the caller\'s pid', async (t) => {
