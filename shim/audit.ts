@@ -2,8 +2,12 @@
 // the change's own transaction; two things never reach such a function and are logged here
 // through tarbox.log_operation, each in a short transaction of its own:
 // - failures (the failing transaction rolled back, and its row with it), with the errno;
-// - at level "all", one row per open handle, written at release, with the bytes read and
-//   written through it (logging every read would multiply the work).
+// - at level "all", one row per open handle, made at release, with the bytes read and
+//   written through it (logging every read would multiply the work). These summarize reads
+//   and belong to no change's transaction, so they are sent in batches (tarbox.log_operations,
+//   within HANDLE_BATCH_MS or HANDLE_BATCH_ROWS): one extra round trip per create measured
+//   a 36% slowdown of create+unlink; batched, a row costs an insert. They are sent at unmount;
+//   a crash of the mount process loses at most the last batch.
 import type { Caller } from './fuse/binding.js';
 import type { Sql } from './database.js';
 
@@ -48,11 +52,16 @@ const bytes = (path: string) => Buffer.from(path, 'latin1');
  * while mounted, and SQL functions follow it at once; the shim's own rows follow within this.
  */
 export const LEVEL_REFRESH_MS = 2000;
+export const HANDLE_BATCH_MS = 100;
+const HANDLE_BATCH_ROWS = 500;
 
 export class AuditLog {
   private current: AuditLevel;
   private checkedAt = Date.now();
   private reported = false;
+  private batch: Record<string, unknown>[] = [];
+  private batchTimer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly sql: Sql,
@@ -87,13 +96,36 @@ export class AuditLog {
     });
   }
 
-  /** The last word on an open handle (level "all"): one row per open..release. */
-  async handleClosed(handle: HandleSummary): Promise<void> {
+  /** The last word on an open handle (level "all"): one row per open..release, batched. */
+  handleClosed(handle: HandleSummary): void {
     if (this.level !== 'all') return;
-    await this.write({
-      operation: 'open', caller: handle.caller, path: handle.path || undefined, ino: handle.ino,
-      read: handle.bytesRead, written: handle.bytesWritten,
+    this.batch.push({
+      operation: 'open', path: handle.path ? bytes(handle.path).toString('base64') : null, ino: handle.ino,
+      bytes_read: handle.bytesRead, bytes_written: handle.bytesWritten,
+      uid: handle.caller.uid, gid: handle.caller.gid, pid: handle.caller.pid,
     });
+    if (this.batch.length >= HANDLE_BATCH_ROWS) void this.flush();
+    else this.batchTimer ??= setTimeout(() => void this.flush(), HANDLE_BATCH_MS);
+  }
+
+  /** Send the batched handle rows now (also at unmount); resolves when they are in. */
+  flush(): Promise<void> {
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    const rows = this.batch;
+    this.batch = [];
+    if (rows.length > 0) {
+      this.sending = this.sending.then(() => this.sql`select tarbox.log_operations(${this.sql.json(rows as never)})`
+        .then(() => {}, (err: Error) => this.report('open', err)));
+    }
+    return this.sending;
+  }
+
+  private report(operation: string, err: unknown): void {
+    // the operations' own results stand; an audit outage is reported once, not per op
+    if (this.reported) return;
+    this.reported = true;
+    this.log(`tarbox: audit: could not log ${operation}: ${(err as Error)?.message ?? err}`);
   }
 
   private async write(e: Entry): Promise<void> {
@@ -104,11 +136,7 @@ export class AuditLog {
           ${e.newPath === undefined ? null : bytes(e.newPath)}, ${opt(e.ino)}, ${opt(e.read)}, ${opt(e.written)},
           ${e.caller.uid}, ${e.caller.gid}, ${e.caller.pid}, ${opt(e.detail)})`;
     } catch (err) {
-      // the operation's own result stands; an audit outage is reported once, not per op
-      if (!this.reported) {
-        this.reported = true;
-        this.log(`tarbox: audit: could not log ${e.operation}: ${(err as Error)?.message ?? err}`);
-      }
+      this.report(e.operation, err);
     }
   }
 }

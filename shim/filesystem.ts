@@ -358,7 +358,7 @@ export class TarboxFs {
     try {
       await this.releaseHandle(handle);
     } finally {
-      await this.audit?.handleClosed({ ...handle, ino: handle.state.ino });
+      this.audit?.handleClosed({ ...handle, ino: handle.state.ino });
     }
   }
 

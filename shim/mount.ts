@@ -95,6 +95,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     await fs.flushAll();
     await handle.unmount();
     clearInterval(maintenance);
+    await audit.flush();
     await listener.close();
     await db.close();
   };
@@ -102,6 +103,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     if (!finished) {
       finished = true;
       clearInterval(maintenance);
+      await audit.flush();
       await listener.close().catch(() => {});
       await db.close().catch(() => {});
     }

@@ -174,6 +174,19 @@ test('levels: off logs nothing, writes only changes, all also opens and reads', 
   await t.throwsAsync(fs.sql`select tarbox.set_audit_level('verbose')`, { code: 'TBINV' });
 });
 
+test('log_operations logs a batch (paths as base64 bytes)', async (t) => {
+  const fs = await tenant(t, 'all');
+  const b64 = (p: string | Buffer) => Buffer.from(p).toString('base64');
+  const [{ n }] = await fs.sql`select tarbox.log_operations(${fs.sql.json([
+    { operation: 'open', path: b64('/a'), ino: 7, bytes_read: 10, bytes_written: 0, uid: 1, gid: 2, pid: 3 },
+    { operation: 'open', path: b64(Buffer.from([0x2f, 0xfe])), bytes_read: 0, bytes_written: 5 },
+  ] as never)}) as n`;
+  t.is(n, 2);
+  t.deepEqual((await events(fs)).map((e) => [e.operation, e.path, e.bytes_read, e.bytes_written, e.pid]),
+    [['open', '/a', 10, 0, 3], ['open', '/\\376', 0, 5, null]]);
+  await t.throwsAsync(fs.sql`select tarbox.log_operations(${fs.sql.json([{ operation: 'DROP' }] as never)})`, { code: 'TBINV' });
+});
+
 test('audit rows cannot be changed or deleted', async (t) => {
   const fs = await tenant(t);
   await fs.mkdir('/d');

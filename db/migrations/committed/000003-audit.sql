@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:dafc40ed0068dfaf8f1f649384d053a57de73f80
+--! Hash: sha1:16d2377a42f661809f864aaf9032be434f823853
 --! Message: audit
 
 --! split: 001-audit-table.sql
@@ -185,6 +185,32 @@ begin
 end
 $$;
 comment on function tarbox.log_operation is 'Log an operation that did not go through a Tarbox change function: a failure (with its errno; the failing transaction rolled back), a per-handle open..close summary (level all), or an operation on storage outside Tarbox. Changes are logged at level writes, everything at level all.';
+
+-- Many rows in one call: the shim sends its per-handle rows (level all) in batches, since
+-- they summarize reads and belong to no change's transaction. Paths travel as base64.
+create function tarbox.log_operations(p_events jsonb) returns integer
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_event record;
+  v_count integer := 0;
+begin
+  for v_event in
+    select * from jsonb_to_recordset(p_events) as e (operation text, path text, errno integer, new_path text,
+      ino bigint, bytes_read bigint, bytes_written bigint, uid integer, gid integer, pid integer, detail text)
+  loop
+    if v_event.operation is null or v_event.operation !~ '^[a-z][a-z_]{0,31}$' then
+      perform tarbox_private.fail('TBINV', format('invalid operation name %L', v_event.operation));
+    end if;
+    perform tarbox_private.audit(v_tenant, v_event.operation, decode(v_event.path, 'base64'), v_event.ino,
+              decode(v_event.new_path, 'base64'), v_event.bytes_read, v_event.bytes_written, v_event.errno,
+              v_event.uid, v_event.gid, v_event.pid, v_event.detail);
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end
+$$;
+comment on function tarbox.log_operations is 'tarbox.log_operation for many rows: a JSON array of objects with the same fields (path and new_path base64-encoded bytes). Returns how many were given.';
 
 create function tarbox.set_audit_level(p_level text) returns text
 language plpgsql volatile as $$
