@@ -1,6 +1,6 @@
 // What the shim logs itself (docs/audit.md). Every change is logged by its SQL function in
 // the change's own transaction; two things never reach such a function and are logged here
-// through tarbox.log_operation, each in a short transaction of its own:
+// through tarbox.log_operation(s), in short transactions of their own:
 // - failures (the failing transaction rolled back, and its row with it), with the errno;
 // - at level "all", one row per open handle, made at release, with the bytes read and
 //   written through it (logging every read would multiply the work). These summarize reads
@@ -10,6 +10,7 @@
 //   a crash of the mount process loses at most the last batch.
 import type { Caller } from './fuse/binding.js';
 import type { Sql } from './database.js';
+import { Errno } from './errors.js';
 
 export type AuditLevel = 'off' | 'writes' | 'all';
 
@@ -23,7 +24,9 @@ const CHANGES: Readonly<Record<string, string>> = {
 };
 
 /** Answers that are how a caller asks a question, not refusals: never logged. */
-const QUESTIONS: Readonly<Record<string, number>> = { getattr: 2, fgetattr: 2, getxattr: 61, readlink: 22 };
+const QUESTIONS: Readonly<Record<string, number>> = {
+  getattr: Errno.ENOENT, fgetattr: Errno.ENOENT, getxattr: Errno.ENODATA, readlink: Errno.EINVAL,
+};
 
 export interface HandleSummary {
   path: string;
