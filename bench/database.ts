@@ -87,7 +87,7 @@ export async function openBenchDatabase(runDir: string, tenant: string, log: (ms
 }
 
 /** The mount's settings from the user's configuration, in the shape the mount fixture takes. */
-export function mountOverrides(config: Config): Record<string, Record<string, number>> {
+export function mountOverrides(config: Config) {
   return {
     database: {
       pool_size: config.database.pool_size,
@@ -96,5 +96,6 @@ export function mountOverrides(config: Config): Record<string, Record<string, nu
     },
     filesystem: { attr_timeout: config.filesystem.attr_timeout, entry_timeout: config.filesystem.entry_timeout },
     cache: { block_size: config.cache.block_size, metadata_size: config.cache.metadata_size },
+    audit: { ...config.audit },
   };
 }

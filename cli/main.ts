@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import * as audit from './commands/audit.js';
 import * as cat from './commands/cat.js';
 import * as init from './commands/init.js';
 import * as ls from './commands/ls.js';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     // Set before adding commands: subcommands copy these settings.
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tarbox: ${str.replace(/^error: /, '').trim()}\n`) });
-  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer, native]) command.register(program);
+  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer, native, audit]) command.register(program);
   return program;
 }
 

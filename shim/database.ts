@@ -14,6 +14,8 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
   connectTimeoutSeconds?: number;
   applicationName?: string;
+  /** audit context of every row these connections log (docs/audit.md) */
+  auditNode?: string;
 }
 
 /** bigint columns arrive as JS numbers: sizes, offsets and inode numbers stay below 2^53. */
@@ -79,6 +81,9 @@ export class TenantDatabase {
       // Commits become visible at once but reach disk within wal_writer_delay; fsync()
       // makes them durable (tarbox.fsync commits synchronously). See docs/architecture.md.
       synchronous_commit: 'off',
+      // read by the audit log once per row, sent once per connection
+      'tarbox.interface': 'fuse',
+      'tarbox.node': options.auditNode ?? '',
     } as Record<string, string>;
     const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
     const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });

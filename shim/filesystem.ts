@@ -4,6 +4,7 @@
 // buffered file data (open-files.ts) and a short-lived attribute cache that answers the
 // getattr libfuse issues right after create/mkdir/readdir.
 
+import type { AuditLog } from './audit.js';
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
 import { OpenFiles, type Attr, type FileState } from './open-files.js';
@@ -81,16 +82,27 @@ class AttrCache {
   }
 }
 
-interface Handle { state: FileState; path: string; wasRead: boolean; append: boolean }
+interface Handle {
+  state: FileState;
+  path: string;
+  wasRead: boolean;
+  append: boolean;
+  /** who opened it, and what went through it: the handle's audit row (level "all") */
+  caller: Caller;
+  bytesRead: number;
+  bytesWritten: number;
+}
 
 export interface TarboxFsOptions {
   sql: Sql;
   files: OpenFiles;
   attrCacheMs: number;
+  audit?: AuditLog;
 }
 
 export class TarboxFs {
   private readonly sql: Sql;
+  private readonly audit?: AuditLog;
   readonly files: OpenFiles;
   readonly attrs: AttrCache;
   private handles = new Map<number, Handle>();
@@ -99,6 +111,7 @@ export class TarboxFs {
   constructor(options: TarboxFsOptions) {
     this.sql = options.sql;
     this.files = options.files;
+    this.audit = options.audit;
     this.attrs = new AttrCache(options.attrCacheMs);
   }
 
@@ -260,10 +273,10 @@ export class TarboxFs {
 
   // --- file data ------------------------------------------------------------------------
 
-  private newHandle(state: FileState, path: string, flags: number): number {
+  private newHandle(caller: Caller, state: FileState, path: string, flags: number): number {
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0 });
+    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0, caller, bytesRead: 0, bytesWritten: 0 });
     return fh;
   }
 
@@ -291,7 +304,7 @@ export class TarboxFs {
     const [attr] = await this.sql`select * from tarbox.create(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr);
     this.attrs.forgetParentOf(path);
-    return this.newHandle(this.files.open(attr as Attr), path, flags);
+    return this.newHandle(caller, this.files.open(attr as Attr), path, flags);
   }
 
   async open(caller: Caller, path: string, flags: number): Promise<number> {
@@ -301,20 +314,24 @@ export class TarboxFs {
     this.remember(path, attr as Attr);
     const state = this.files.open(attr as Attr);
     if (truncating) this.files.truncated(state, attr as Attr);
-    return this.newHandle(state, path, flags);
+    return this.newHandle(caller, state, path, flags);
   }
 
   async read(fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
     const handle = this.handle(fh);
     handle.wasRead = true;
-    return this.files.read(handle.state, buf, length, offset);
+    const n = await this.files.read(handle.state, buf, length, offset);
+    handle.bytesRead += n;
+    return n;
   }
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
     const handle = this.handle(fh);
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
-    return this.files.write(handle.state, buf, offset, caller.uid, handle.append);
+    const n = await this.files.write(handle.state, buf, offset, caller.uid, handle.append);
+    handle.bytesWritten += n;
+    return n;
   }
 
   async flush(fh: number): Promise<void> {
@@ -338,6 +355,14 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     this.handles.delete(fh);
+    try {
+      await this.releaseHandle(handle);
+    } finally {
+      this.audit?.handleClosed({ ...handle, ino: handle.state.ino });
+    }
+  }
+
+  private async releaseHandle(handle: Handle): Promise<void> {
     const state = handle.state;
     const hadData = state.hasPendingData;
     const last = await this.files.release(state);

@@ -2,6 +2,8 @@
 // the FUSE binding with the options that make FUSE fast (big writes, attribute and entry
 // caching, kernel permission checks with the caller's identity).
 
+import os from 'node:os';
+import { AuditLog, type AuditLevel } from './audit.js';
 import { ChunkStore } from './chunks.js';
 import { ControlFs } from './control.js';
 import { listenForLayerSwitches } from './notifications.js';
@@ -20,6 +22,7 @@ export interface MountConfig {
   cache: { block_size: number; metadata_size: number };
   /** `[[native_mounts]]` of the config file (every tenant); the tenant's own come from SQL. */
   native_mounts?: readonly NativeMountSpec[];
+  audit: { enabled: boolean; level: 'writes' | 'all'; retention_days: number; partition: 'daily' | 'weekly' | 'monthly' };
 }
 
 export interface MountOptions {
@@ -49,11 +52,14 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     poolSize: config.database.pool_size,
     statementTimeoutMs: config.database.statement_timeout,
     connectTimeoutSeconds: config.database.connection_timeout,
+    auditNode: `${os.hostname()}:${options.mountpoint}`,
   });
+  const audit = new AuditLog(db.sql, await configureAudit(db, config.audit), log);
+  const maintenance = maintainAuditHourly(db, log);
   const [{ block_size: blockSize }] = await db.sql`select (tarbox.statfs()).bsize as block_size`;
   const chunks = new ChunkStore(db.data, db.tenantId, config.cache.block_size);
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
-  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
+  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000, audit });
 
   let native: NativeFs;
   try {
@@ -82,7 +88,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
 
   let handle;
   try {
-    handle = await mount(options.mountpoint, operations(fs, control, log, { fs: native, onOp: nativeOpHook }), {
+    handle = await mount(options.mountpoint, operations(fs, control, log, audit, native), {
       fsname: `tarbox-${options.tenant}`,
       subtype: 'tarbox',
       allowOther: true,
@@ -97,6 +103,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       logger: { error: (message) => log(message) },
     });
   } catch (err) {
+    clearInterval(maintenance);
     await listener.close();
     await db.close();
     native.close();
@@ -109,22 +116,26 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     finished = true;
     await fs.flushAll();
     await handle.unmount();
+    clearInterval(maintenance);
+    await audit.flush();
     await listener.close();
     await db.close();
     native.close();
   };
   const closed = handle.closed.then(async () => {
-    if (!finished) { finished = true; await listener.close().catch(() => {}); await db.close().catch(() => {}); native.close(); }
+    if (!finished) {
+      finished = true;
+      clearInterval(maintenance);
+      await audit.flush();
+      await listener.close().catch(() => {});
+      await db.close().catch(() => {});
+      native.close();
+    }
   });
   return { unmount, closed, fs };
 }
 
 
-/**
- * Where every completed operation on a native mount passes (errno 0 on success): the one
- * place to audit them. Nothing is recorded yet; the audit log's SQL function plugs in here.
- */
-function nativeOpHook(_op: string, _caller: { uid: number; gid: number; pid: number }, _paths: string[], _errno: number): void {}
 
 /** The config file's native mounts and the tenant's own (tarbox.list_native_mounts), opened on the host. */
 async function openNativeMounts(sql: Sql, options: MountOptions, tenantId: number, log: (msg: string) => void): Promise<NativeFs> {
@@ -143,4 +154,25 @@ async function nativeMountsOf(sql: Sql, options: MountOptions, tenantId: number,
   const { mounts, conflicts } = resolveNativeMounts(options.config.native_mounts ?? [], valid, options.tenant, tenantId);
   for (const line of conflicts) log(`tarbox: ${line}`);
   return mounts;
+}
+
+/** [audit] into the database: the tenant's level (SQL callers follow it too) and partitioning. */
+async function configureAudit(db: TenantDatabase, audit: MountConfig['audit']): Promise<AuditLevel> {
+  const level: AuditLevel = audit.enabled ? audit.level : 'off';
+  await db.sql`select tarbox.set_audit_level(${level})`;
+  await db.sql`select tarbox.configure_audit(${audit.partition}, ${audit.retention_days})`;
+  return level;
+}
+
+const MAINTENANCE_INTERVAL_MS = 3600_000;
+
+/** Partitions ahead and retention, now and every hour while mounted (any mount may do it). */
+function maintainAuditHourly(db: TenantDatabase, log: (msg: string) => void): NodeJS.Timeout {
+  const run = () => db.sql`select * from tarbox.maintain_audit()`.catch((err: Error) => {
+    log(`tarbox: audit maintenance failed: ${err.message}`);
+  });
+  void run();
+  const timer = setInterval(run, MAINTENANCE_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }

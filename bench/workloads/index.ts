@@ -7,5 +7,6 @@ import { smallFiles } from './small-files.js';
 import { tarExtract } from './tar.js';
 import { layers } from './layers.js';
 import { nativeMount } from './native-mount.js';
+import { audit } from './audit.js';
 
-export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount];
+export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount, audit];

@@ -13,7 +13,7 @@ export function register(program: Command): void {
   tenantOption(program.command('cat <path>'))
     .description('print a file')
     .action(async (path: string, opts: { tenant?: string }, cmd: Command) => {
-      const data = await withTenant(configFor(cmd), opts.tenant, (sql) => readFile(sql, path));
+      const data = await withTenant(configFor(cmd), opts.tenant, (sql) => readFile(sql, path), { operation: 'read', path });
       await new Promise<void>((resolve, reject) => process.stdout.write(data, (err) => (err ? reject(err) : resolve())));
     });
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type postgres from 'postgres';
 import type { Config } from '../config.js';
+import { applyAuditConfig } from './audit.js';
 import { createTenant, type TenantLimits } from './tenant.js';
 import { configFor, connect, withDatabase } from '../context.js';
 import { migrateDatabase, type MigrateResult } from '../migrate.js';
@@ -19,6 +20,7 @@ export async function init(config: Config): Promise<InitResult> {
     const sql = connect(db.url, config);
     try {
       const created = await ensureTenant(sql, config.filesystem.default_tenant, config.filesystem);
+      await applyAuditConfig(sql, config.audit, config.filesystem.default_tenant);
       return {
         database: { embedded: db.embedded, address: hostPort(db.url), dataDir: db.embedded ? config.database.data_dir : null },
         migrations,

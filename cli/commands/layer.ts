@@ -76,7 +76,8 @@ export function register(program: Command): void {
     .option('-m, --message <text>', 'what this checkpoint is')
     .option('--json', 'print JSON')
     .action(async (opts: { tenant?: string; message?: string; json?: boolean }, cmd: Command) => {
-      const created = await withTenant(configFor(cmd), opts.tenant, (sql) => createLayer(sql, opts.message ?? null));
+      const created = await withTenant(configFor(cmd), opts.tenant, (sql) => createLayer(sql, opts.message ?? null),
+        { operation: 'layer_create' });
       if (opts.json) return printJson(created);
       console.log(`checkpoint ${created.layer_id}${created.message ? `: ${created.message}` : ''}`);
     });
@@ -85,7 +86,8 @@ export function register(program: Command): void {
     .description('show the filesystem as it was in a layer (unsaved changes are checkpointed first)')
     .option('--json', 'print JSON')
     .action(async (id: string, opts: { tenant?: string; json?: boolean }, cmd: Command) => {
-      const target = await withTenant(configFor(cmd), opts.tenant, (sql) => switchLayer(sql, layerId(id)));
+      const target = await withTenant(configFor(cmd), opts.tenant, (sql) => switchLayer(sql, layerId(id)),
+        { operation: 'layer_switch' });
       if (opts.json) return printJson(target);
       console.log(`switched to layer ${target.layer_id}`);
     });
@@ -93,7 +95,7 @@ export function register(program: Command): void {
   tenantOption(layer.command('delete <id>'))
     .description('delete a layer nothing depends on (not in the current view, no child layer)')
     .action(async (id: string, opts: { tenant?: string }, cmd: Command) => {
-      await withTenant(configFor(cmd), opts.tenant, (sql) => deleteLayer(sql, layerId(id)));
+      await withTenant(configFor(cmd), opts.tenant, (sql) => deleteLayer(sql, layerId(id)), { operation: 'layer_delete' });
       console.log(`deleted layer ${id}`);
     });
 

@@ -14,6 +14,7 @@ export function register(program: Command): void {
     .option('-p, --parents', 'create missing parents; no error if it exists')
     .option('-m, --mode <octal>', 'permission bits', parseMode, 0o755)
     .action(async (path: string, opts: { tenant?: string; parents?: boolean; mode: number }, cmd: Command) => {
-      await withTenant(configFor(cmd), opts.tenant, (sql) => makeDirectory(sql, path, opts.parents ?? false, opts.mode));
+      await withTenant(configFor(cmd), opts.tenant, (sql) => makeDirectory(sql, path, opts.parents ?? false, opts.mode),
+        { operation: 'mkdir', path });
     });
 }

@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .description('remove a file, or a directory with -r')
     .option('-r, --recursive', 'remove a directory and everything in it')
     .action(async (path: string, opts: { tenant?: string; recursive?: boolean }, cmd: Command) => {
-      await withTenant(configFor(cmd), opts.tenant, (sql) => remove(sql, path, opts.recursive ?? false));
+      await withTenant(configFor(cmd), opts.tenant, (sql) => remove(sql, path, opts.recursive ?? false),
+        { operation: opts.recursive ? 'rmdir' : 'unlink', path });
     });
 }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import type postgres from 'postgres';
 import { configFor, printJson, withSql } from '../context.js';
 import { CliError, ExitCode } from '../errors.js';
+import { applyAuditConfig } from './audit.js';
 
 export interface TenantInfo {
   tenant_id: number;
@@ -49,7 +50,11 @@ export function register(program: Command): void {
     .option('--display-name <text>', 'human-readable name')
     .action(async (name: string, opts: { displayName?: string }, cmd: Command) => {
       const config = configFor(cmd);
-      const t = await withSql(config, (sql) => createTenant(sql, name, opts.displayName, config.filesystem));
+      const t = await withSql(config, async (sql) => {
+        const created = await createTenant(sql, name, opts.displayName, config.filesystem);
+        await applyAuditConfig(sql, config.audit, name);
+        return created;
+      });
       console.log(`created tenant "${t.name}" (id ${t.tenant_id})`);
     });
 

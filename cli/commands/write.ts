@@ -23,6 +23,6 @@ export function register(program: Command): void {
       const config = configFor(cmd);
       // Read stdin before touching the database, so a slow producer does not hold a connection.
       const bytes = data !== undefined ? Buffer.from(data, 'utf8') : await readStdin();
-      await withTenant(config, opts.tenant, (sql) => writeFile(sql, path, bytes, opts.mode));
+      await withTenant(config, opts.tenant, (sql) => writeFile(sql, path, bytes, opts.mode), { operation: 'write', path });
     });
 }

@@ -1,5 +1,5 @@
---! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:0325728d36e662dcc807973fcb1ac8298ddf42f3
+--! Previous: sha1:16d2377a42f661809f864aaf9032be434f823853
+--! Hash: sha1:c5ec24016b18f6ab1cbe0b646238f8e4d194dcf7
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's
