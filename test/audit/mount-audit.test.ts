@@ -3,7 +3,9 @@
 // its errno and the caller's pid; level "all" adds one row per open handle with its bytes;
 // [audit] enabled = false logs nothing.
 import test from 'ava';
-import { hostname } from 'node:os';
+import * as fs from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { finish, mountFresh, type Mount } from '../helpers/mount.js';
 
 interface Event {
@@ -36,7 +38,14 @@ async function until<T>(fn: () => Promise<T>, done: (value: T) => boolean): Prom
 let writes: Mount | undefined;
 let all: Mount | undefined;
 let off: Mount | undefined;
+let native: Mount | undefined;
+let host: string;
 test.before(async () => {
+  host = fs.mkdtempSync(path.join(tmpdir(), 'tarbox-audit-native-'));
+  fs.chmodSync(host, 0o755);
+  native = await mountFresh({
+    config: { native_mounts: [{ path: '/host', source: host, mode: 'rw', shared: true, priority: 0 }] },
+  });
   writes = await mountFresh();
   all = await mountFresh({ config: { audit: { level: 'all' } } });
   off = await mountFresh({ config: { audit: { enabled: false } } });
@@ -45,6 +54,8 @@ test.after.always(async (t) => {
   await finish(t, writes);
   await finish(t, all);
   await finish(t, off);
+  await finish(t, native);
+  fs.rmSync(host, { recursive: true, force: true });
 });
 
 test.serial('each change through the mount is one row, with the caller and the mount', async (t) => {
@@ -132,4 +143,23 @@ test.serial('[audit] enabled = false: nothing is logged, from the mount or from 
     return (await tx`select tarbox.audit_level() as level`)[0].level;
   });
   t.is(level, 'off');
+});
+
+test.serial('operations on a native mount are logged by the shim, with detail "native"', async (t) => {
+  const m = native!;
+  await m.check('mkdir host/d && echo hi > host/d/f && mv host/d/f host/d/g && chmod 600 host/d/g', { uid: 0 });
+  const failed = await m.run('rmdir host/d', { uid: 0 });
+  t.not(failed.code, 0);
+  // native rows travel in batches, within 100 ms
+  const rows = await until(async () => (await events(m)).filter((e) => e.detail === 'native'), (r) => r.length >= 5);
+  t.deepEqual(rows.map((e) => [e.operation, e.path, e.new_path, e.result]), [
+    ['mkdir', '/host/d', null, 'success'],
+    ['create', '/host/d/f', null, 'success'],
+    ['rename', '/host/d/f', '/host/d/g', 'success'],
+    ['chmod', '/host/d/g', null, 'success'],
+    ['rmdir', '/host/d', null, 'ENOTEMPTY'],
+  ]);
+  t.like(rows[0], { interface: 'fuse', uid: 0 });
+  // and the host directory really changed: the rows describe what happened there
+  t.is(fs.readFileSync(path.join(host, 'd', 'g'), 'utf8'), 'hi\n');
 });
