@@ -14,6 +14,8 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number;
   connectTimeoutSeconds?: number;
   applicationName?: string;
+  /** Tags this mount's cache notices (session setting tarbox.origin), so it can skip its own. */
+  origin?: string;
 }
 
 /** bigint columns arrive as JS numbers: sizes, offsets and inode numbers stay below 2^53. */
@@ -79,6 +81,7 @@ export class TenantDatabase {
       // Commits become visible at once but reach disk within wal_writer_delay; fsync()
       // makes them durable (tarbox.fsync commits synchronously). See docs/architecture.md.
       synchronous_commit: 'off',
+      ...(options.origin ? { 'tarbox.origin': options.origin } : {}),
     } as Record<string, string>;
     const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
     const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });

@@ -4,7 +4,7 @@
 
 import { ChunkStore } from './chunks.js';
 import { ControlFs } from './control.js';
-import { listenForLayerSwitches } from './notifications.js';
+import { listenForChanges, newOrigin, type ChangeSink } from './notifications.js';
 import { TenantDatabase } from './database.js';
 import { TarboxFs } from './filesystem.js';
 import { mount } from './fuse/binding.js';
@@ -39,7 +39,9 @@ const FLUSH_THRESHOLD_BYTES = 8 * 1024 * 1024;
 export async function mountTenant(options: MountOptions): Promise<MountedTenant> {
   const log = options.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
   const { config } = options;
+  const origin = newOrigin();
   const db = await TenantDatabase.open({
+    origin,
     url: options.databaseUrl,
     tenant: options.tenant,
     poolSize: config.database.pool_size,
@@ -49,15 +51,16 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const [{ block_size: blockSize }] = await db.sql`select (tarbox.statfs()).bsize as block_size`;
   const chunks = new ChunkStore(db.data, db.tenantId, config.cache.block_size);
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
-  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
+  const fs = new TarboxFs({ sql: db.sql, files, metadataCacheBytes: config.cache.metadata_size });
 
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
     afterSwitch: () => fs.dropCaches(),
     kernelCacheMs: Math.max(config.filesystem.attr_timeout, config.filesystem.entry_timeout) * 1000,
   });
-  // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
-  const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => fs.dropCaches(), log);
+  // what other mounts, the CLI or SQL change reaches the caches as notices; the cache
+  // stays off until the listener is listening
+  const listener = await listenForChanges(options.databaseUrl, db.tenantId, origin, changeSink(fs), log);
 
   let handle;
   try {
@@ -69,6 +72,11 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       bigWrites: true,
       // unlink of an open file really unlinks (POSIX); the SQL keeps the inode until release
       hardRemove: true,
+      // keep file pages in the kernel across opens unless mtime or size changed; every open
+      // asks fgetattr (answered from the attributes the open just read in SQL), so a change
+      // committed by another mount is seen at the next open (close-to-open)
+      autoCache: true,
+      acAttrTimeout: 0,
       attrTimeout: config.filesystem.attr_timeout,
       entryTimeout: config.filesystem.entry_timeout,
       // keep every SQL statement below fuse's 15 s watchdog so callers get our errno
@@ -96,3 +104,16 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   return { unmount, closed, fs };
 }
 
+
+/** Notices from the listener, applied to this mount's caches. */
+function changeSink(fs: TarboxFs): ChangeSink {
+  const cache = fs.attrs;
+  return {
+    suspend: () => cache.suspend(),
+    resume: () => cache.resume(),
+    viewChanged: () => fs.dropCaches(),
+    inodeChanged: (ino) => cache.inodeChanged(ino),
+    entryChanged: (parent, name) => cache.entryChanged(parent, name),
+    counted: (own) => { cache.counters.notices++; if (own) cache.counters.ownNotices++; },
+  };
+}
