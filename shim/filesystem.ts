@@ -7,7 +7,7 @@
 
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
-import { MetadataCache } from './metadata-cache.js';
+import { MetadataCache, type MetadataCacheCounters } from './metadata-cache.js';
 import { OpenFiles, type Attr, type FileState } from './open-files.js';
 
 export interface Caller { uid: number; gid: number; pid: number }
@@ -25,7 +25,8 @@ function atimeIsDue(attr: Attr): boolean {
     || atime < Date.now() * 1e6 - 86400e9;
 }
 
-interface Handle { state: FileState; path: string; wasRead: boolean; append: boolean }
+/** wrote: data went through this handle, so the size and mtime cached for it are stale. */
+interface Handle { state: FileState; path: string; wasRead: boolean; append: boolean; wrote: boolean }
 
 export interface TarboxFsOptions {
   sql: Sql;
@@ -231,7 +232,7 @@ export class TarboxFs {
   private newHandle(state: FileState, path: string, flags: number): number {
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0 });
+    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0, wrote: false });
     return fh;
   }
 
@@ -282,6 +283,7 @@ export class TarboxFs {
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
     const handle = this.handle(fh);
+    handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
     return this.files.write(handle.state, buf, offset, caller.uid, handle.append);
@@ -291,10 +293,10 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     const token = this.attrs.begin();
-    const hadData = handle.state.hasPendingData;
     await this.files.flush(handle.state);
-    // only attributes our own commit just returned are fresh enough to cache
-    if (hadData && handle.path) this.remember(handle.path, handle.state.attr, token);
+    // after writes (buffered, committed in the background or appended in SQL) the file's
+    // attributes are those our last commit returned
+    if (handle.wrote && handle.path) this.remember(handle.path, handle.state.attr, token);
   }
 
   async fsync(fh: number): Promise<void> {
@@ -313,14 +315,13 @@ export class TarboxFs {
     this.handles.delete(fh);
     const state = handle.state;
     const token = this.attrs.begin();
-    const hadData = state.hasPendingData;
     const last = await this.files.release(state);
     if (state.orphan) {
       // the unlinked file's last close here: now it may go
       if (last) await this.sql`select tarbox.release(${state.ino}, ${handle.wasRead}, true)`;
       return;
     }
-    if (hadData && handle.path) this.remember(handle.path, state.attr, token);
+    if (handle.wrote && handle.path) this.remember(handle.path, state.attr, token);
     if (handle.wasRead && atimeIsDue(state.attr)) {
       await this.sql`select tarbox.release(${state.ino}, true)`;
       this.attrs.forgetInode(state.ino);
@@ -378,6 +379,16 @@ export class TarboxFs {
   dropCaches(): void {
     this.attrs.clear();
     this.files.dropBlockMaps();
+  }
+
+  /** Cache counters and sizes, for the metrics endpoint. */
+  cacheStats(): { metadata: MetadataCacheCounters & { bytes: number; entries: number; maxBytes: number; enabled: boolean };
+    chunks: { hits: number; misses: number; evictions: number; bytes: number; maxBytes: number } } {
+    const chunks = this.files.chunks;
+    return {
+      metadata: { ...this.attrs.counters, ...this.attrs.size, maxBytes: this.attrs.maxBytes, enabled: this.attrs.isEnabled },
+      chunks: { ...chunks.stats, bytes: chunks.cache.calculatedSize, maxBytes: chunks.cache.maxSize },
+    };
   }
 
   /** Commit every buffered write (before unmounting). */

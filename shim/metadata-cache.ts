@@ -136,7 +136,8 @@ export class MetadataCache {
 
   /** path names attr (from SQL: lookup, create, chmod, ...). */
   set(path: string, attr: Attr, token: number): void {
-    if (!this.fresh(token)) return;
+    // too old to cache, but what the cache holds for the path is older still: drop it
+    if (!this.fresh(token)) { this.forgetName(path); return; }
     if (path === '/') this.rootIno = attr.ino;
     else {
       const [dir, name] = parentAndLeaf(path);
@@ -148,7 +149,8 @@ export class MetadataCache {
 
   /** path does not exist (a lookup found nothing). */
   setAbsent(path: string, token: number): void {
-    if (!this.fresh(token) || path === '/') return;
+    if (path === '/') return;
+    if (!this.fresh(token)) { this.forgetName(path); return; }
     const [dir, name] = parentAndLeaf(path);
     const parent = this.resolve(dir);
     if (typeof parent === 'number' && !this.complete.has(parent)) this.setName(parent, name, 0);

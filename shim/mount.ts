@@ -72,11 +72,8 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       bigWrites: true,
       // unlink of an open file really unlinks (POSIX); the SQL keeps the inode until release
       hardRemove: true,
-      // keep file pages in the kernel across opens unless mtime or size changed; every open
-      // asks fgetattr (answered from the attributes the open just read in SQL), so a change
-      // committed by another mount is seen at the next open (close-to-open)
-      autoCache: true,
-      acAttrTimeout: 0,
+      // No auto_cache: it keeps pages across opens when mtime and size look unchanged, which
+      // a layer switch (or a copy that restores mtime) defeats; see docs/architecture.md.
       attrTimeout: config.filesystem.attr_timeout,
       entryTimeout: config.filesystem.entry_timeout,
       // keep every SQL statement below fuse's 15 s watchdog so callers get our errno
