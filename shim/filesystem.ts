@@ -13,6 +13,7 @@ import { OpenFiles, type Attr, type FileState } from './open-files.js';
 export interface Caller { uid: number; gid: number; pid: number }
 
 const bytes = (path: string) => Buffer.from(path, 'latin1');
+const dirOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf('/'), 1));
 const O_APPEND = 0o2000;
 // xattr names reach us as latin1 (one char per byte); SQL keeps them as UTF-8 text
 const xattrName = (name: string) => Buffer.from(name, 'latin1').toString('utf8');
@@ -200,10 +201,11 @@ export class TarboxFs {
 
   async unlink(caller: Caller, path: string): Promise<void> {
     const open = this.openAt(path);
-    await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
+    const token = this.attrs.begin();
+    const [dir] = await this.sql`select * from tarbox.unlink_and_stat_dir(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
     if (open) this.orphan(open, path);
+    this.remember(dirOf(path), dir as Attr, token); // before removed(), which starts a new generation
     this.attrs.removed(path);
-    this.attrs.forgetParentOf(path);
   }
 
   async rmdir(caller: Caller, path: string): Promise<void> {
@@ -258,9 +260,11 @@ export class TarboxFs {
 
   async create(caller: Caller, path: string, mode: number, flags = 0): Promise<number> {
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.create(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+    // the directory's new attributes come back too: the kernel asks for them before the next create
+    const [attr, dir] = await this.sql`
+      select * from tarbox.create_and_stat_dir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
-    this.attrs.forgetParentOf(path);
+    this.remember(dirOf(path), dir as Attr, token);
     return this.newHandle(this.files.open(attr as Attr), path, flags);
   }
 

@@ -136,8 +136,7 @@ export class MetadataCache {
 
   /** path names attr (from SQL: lookup, create, chmod, ...). */
   set(path: string, attr: Attr, token: number): void {
-    // too old to cache, but what the cache holds for the path is older still: drop it
-    if (!this.fresh(token)) { this.forgetName(path); return; }
+    if (!this.fresh(token)) { this.dropDisagreeing(path, attr.ino); return; }
     if (path === '/') this.rootIno = attr.ino;
     else {
       const [dir, name] = parentAndLeaf(path);
@@ -147,10 +146,29 @@ export class MetadataCache {
     this.lru.set(attrKey(attr.ino), { attr });
   }
 
+  /**
+   * A result too old to cache: we cannot tell whether it or the cache is newer, so drop what
+   * the cache holds that it contradicts (the name, if it names another inode, or an absent
+   * one) and the inode's attributes. Dropping is always safe; no new generation is needed.
+   */
+  private dropDisagreeing(path: string, ino: number): void {
+    if (ino !== 0) this.lru.delete(attrKey(ino));
+    if (path === '/') return;
+    const [dir, name] = parentAndLeaf(path);
+    const parent = this.resolve(dir);
+    if (typeof parent !== 'number') return;
+    const key = nameKey(parent, name);
+    const current = this.lru.peek(key);
+    if (current && 'parent' in current && current.ino !== ino) {
+      this.lru.delete(key);
+      this.complete.delete(parent);
+    }
+  }
+
   /** path does not exist (a lookup found nothing). */
   setAbsent(path: string, token: number): void {
     if (path === '/') return;
-    if (!this.fresh(token)) { this.forgetName(path); return; }
+    if (!this.fresh(token)) { this.dropDisagreeing(path, 0); return; }
     const [dir, name] = parentAndLeaf(path);
     const parent = this.resolve(dir);
     if (typeof parent === 'number' && !this.complete.has(parent)) this.setName(parent, name, 0);

@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:fe8922f6113a1a872623eb23913b4a52bf93c10d
+--! Hash: sha1:35fdef97a23c0f80ad452e5dd8bab8ea685926f0
 --! Message: cache invalidation notices
 
 -- Cache invalidation across mounts: every committed change to an inode or a directory entry
@@ -57,3 +57,35 @@ create trigger _900_notify_change after insert or update or delete on tarbox_pri
   for each row execute function tarbox_private.tg_inodes__notify_change();
 create trigger _900_notify_change after insert or update or delete on tarbox_private.dentries
   for each row execute function tarbox_private.tg_dentries__notify_change();
+
+-- A mount caches a directory's attributes too, and a create or unlink changes them (mtime,
+-- ctime). Asking for them with a second call costs a round trip per create (the kernel
+-- asks for the directory's attributes before every create in it); these wrappers return
+-- them in the same call. They call the public functions, so those stay the one definition.
+create function tarbox_private.dir_of(p_path bytea) returns bytea
+language sql immutable strict parallel safe as $$
+  -- the 'escape' encoding keeps '/' as itself and round-trips every other byte
+  select coalesce(nullif(decode(substring(encode(p_path, 'escape') from '^(.*)/'), 'escape'), ''::bytea), '\x2f'::bytea)
+$$;
+comment on function tarbox_private.dir_of is 'The directory part of a path: /a/b -> /a, /a -> /.';
+
+create function tarbox.create_and_stat_dir(p_path bytea, p_mode integer default 420, p_uid integer default 0,
+  p_gid integer default 0)
+returns setof tarbox.attr
+language plpgsql volatile as $$
+begin
+  return next tarbox.create(p_path, p_mode, p_uid, p_gid);
+  return next tarbox.getattr(tarbox_private.dir_of(p_path));
+end
+$$;
+comment on function tarbox.create_and_stat_dir is 'tarbox.create, then the attributes of the directory it created in: two rows (file, directory).';
+
+create function tarbox.unlink_and_stat_dir(p_path bytea, p_uid integer default 0, p_keep_open boolean default false)
+returns tarbox.attr
+language plpgsql volatile as $$
+begin
+  perform tarbox.unlink(p_path, p_uid, p_keep_open);
+  return tarbox.getattr(tarbox_private.dir_of(p_path));
+end
+$$;
+comment on function tarbox.unlink_and_stat_dir is 'tarbox.unlink, then the attributes of the directory the name was in.';
