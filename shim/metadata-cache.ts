@@ -41,6 +41,9 @@ type Entry = { attr: Attr } | { parent: number; ino: number };
 const ATTR_BYTES = 240;
 const NAME_BYTES = 96;
 
+/** NAME_MAX: names are latin1 strings here, one char per byte. */
+const MAX_NAME_BYTES = 255;
+
 const attrKey = (ino: number) => '#' + ino;
 const nameKey = (parent: number, name: string) => parent + '/' + name;
 
@@ -105,6 +108,7 @@ export class MetadataCache {
       let to = path.indexOf('/', from);
       if (to < 0) to = path.length;
       const name = path.slice(from, to);
+      if (name.length > MAX_NAME_BYTES) return undefined; // SQL's errno (ENAMETOOLONG), not absent
       const entry = this.lru.get(nameKey(ino, name));
       if (entry && 'parent' in entry) {
         if (entry.ino === 0) return null;
@@ -159,7 +163,9 @@ export class MetadataCache {
     if (typeof parent !== 'number') return;
     const key = nameKey(parent, name);
     const current = this.lru.peek(key);
-    if (current && 'parent' in current && current.ino !== ino) {
+    // no entry: absent if the directory is complete, which a found inode contradicts
+    const cached = current && 'parent' in current ? current.ino : this.complete.has(parent) ? 0 : undefined;
+    if (cached !== undefined && cached !== ino) {
       this.lru.delete(key);
       this.complete.delete(parent);
     }
