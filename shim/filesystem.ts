@@ -297,10 +297,19 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     const token = this.attrs.begin();
+    const hadData = handle.state.hasPendingData;
     await this.files.flush(handle.state);
-    // after writes (buffered, committed in the background or appended in SQL) the file's
-    // attributes are those our last commit returned
-    if (handle.wrote && handle.path) this.remember(handle.path, handle.state.attr, token);
+    this.afterCommit(handle, hadData, token);
+  }
+
+  /**
+   * After a flush: when it committed data, the attributes it returned are the file's; when
+   * the handle's writes were committed earlier (in the background, or appends in SQL), a
+   * later chmod or utimens may have come after them, so only forget what is cached.
+   */
+  private afterCommit(handle: Handle, committed: boolean, token: number): void {
+    if (committed && handle.path) this.remember(handle.path, handle.state.attr, token);
+    else if (handle.wrote) this.attrs.forgetInode(handle.state.ino);
   }
 
   async fsync(fh: number): Promise<void> {
@@ -319,13 +328,14 @@ export class TarboxFs {
     this.handles.delete(fh);
     const state = handle.state;
     const token = this.attrs.begin();
+    const hadData = state.hasPendingData;
     const last = await this.files.release(state);
     if (state.orphan) {
       // the unlinked file's last close here: now it may go
       if (last) await this.sql`select tarbox.release(${state.ino}, ${handle.wasRead}, true)`;
       return;
     }
-    if (handle.wrote && handle.path) this.remember(handle.path, state.attr, token);
+    this.afterCommit(handle, hadData, token);
     if (handle.wasRead && atimeIsDue(state.attr)) {
       await this.sql`select tarbox.release(${state.ino}, true)`;
       this.attrs.forgetInode(state.ino);
