@@ -43,12 +43,15 @@ export const caches: Workload = {
     if (ctx.target !== 'mount') return { values };
 
     const changes = ctx.quick ? 200 : 1000;
-    const lat = await ctx.step<{ sent: number[]; acked: number[] }>('latency', {
+    type Rates = { create: number; unlink: number };
+    const lat = await ctx.step<{ sent: number[]; acked: number[]; withTriggers: Rates; withoutTriggers: Rates }>('latency', {
       url: ctx.databaseUrl, tenant: ctx.tenant, path: '/' + path.basename(ctx.dir) + '/watched', count: changes,
     });
     const sent = [...lat.sent].sort((a, b) => a - b);
     values.invalidate_p50 = percentile(sent, 0.5) / 1000;
     values.invalidate_p99 = percentile(sent, 0.99) / 1000;
+    ctx.log(`SQL creates/unlinks per s with notify triggers ${lat.withTriggers.create.toFixed(0)}/${lat.withTriggers.unlink.toFixed(0)}, `
+      + `without ${lat.withoutTriggers.create.toFixed(0)}/${lat.withoutTriggers.unlink.toFixed(0)}`);
 
     // the second mount, in its own process, on the same tenant
     const mountpoint = fs.mkdtempSync(path.join(ctx.scratch, 'mount-b-'));
@@ -112,11 +115,14 @@ export const caches: Workload = {
         entryChanged: (parent, name) => cache.entryChanged(parent, name), counted: () => {},
       }, () => {});
       try {
-        const [{ ino }] = await sql`select ino from tarbox.create(${file})`;
+        const [{ ino }] = await sql`select ino::float8 as ino from tarbox.create(${file})`;
         const sent: number[] = [];
         const acked: number[] = [];
         for (let i = 0; i < count; i++) {
-          const dropped = new Promise<number>((resolve) => { waiting = { ino: ino as number, done: resolve }; });
+          const dropped = new Promise<number>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new VerificationError(`no notice for change ${i} within 10 s`)), 10_000);
+            waiting = { ino: ino as number, done: (at) => { clearTimeout(timer); resolve(at); } };
+          });
           const t0 = performance.now();
           await sql`select tarbox.chmod(${file}, ${i % 2 ? 0o600 : 0o644})`;
           const ack = performance.now();
@@ -124,7 +130,23 @@ export const caches: Workload = {
           sent.push(at - t0);
           acked.push(Math.max(0, at - ack));
         }
-        return { sent, acked };
+        // what the triggers cost: creates and unlinks through SQL with them, then without
+        // (session_replication_role = replica skips ordinary triggers)
+        const dir = path.posix.dirname(file.toString());
+        const cost = async () => {
+          const n = Math.min(count, 1000);
+          let t0 = seconds();
+          for (let i = 0; i < n; i++) await sql`select 1 from tarbox.create(${Buffer.from(`${dir}/t${i}`)})`;
+          const create = n / (seconds() - t0);
+          t0 = seconds();
+          for (let i = 0; i < n; i++) await sql`select tarbox.unlink(${Buffer.from(`${dir}/t${i}`)})`;
+          return { create, unlink: n / (seconds() - t0) };
+        };
+        const withTriggers = await cost();
+        await sql`set session_replication_role = replica`;
+        const withoutTriggers = await cost();
+        await sql`set session_replication_role = origin`;
+        return { sent, acked, withTriggers, withoutTriggers };
       } finally {
         await listener.close();
         await sql.end();
