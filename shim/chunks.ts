@@ -29,11 +29,12 @@ function hashArrayLiteral(hashes: Buffer[]): string {
 export interface ChunkCacheStats {
   hits: number;
   misses: number;
+  evictions: number;
 }
 
 export class ChunkStore {
   readonly cache: LRUCache<string, Buffer>;
-  readonly stats: ChunkCacheStats = { hits: 0, misses: 0 };
+  readonly stats: ChunkCacheStats = { hits: 0, misses: 0, evictions: 0 };
   private inflight = new Map<string, Promise<void>>();
 
   /** The tenant id as a binary COPY int8 field. */
@@ -45,6 +46,7 @@ export class ChunkStore {
     this.cache = new LRUCache<string, Buffer>({
       maxSize: Math.max(cacheBytes, 1),
       sizeCalculation: (value) => Math.max(value.length, 1),
+      dispose: (_value, _key, reason) => { if (reason === 'evict') this.stats.evictions++; },
     });
   }
 
@@ -88,7 +90,10 @@ export class ChunkStore {
   }
 
   private async selectOut(hashes: Buffer[], into: Map<string, Buffer>): Promise<void> {
-    const rows = await this.data`select hash, data from tarbox.read_chunks(${this.data.array(hashes, 17)})`;
+    // the hashes inline (hex digits only, as for COPY): a bytea[] parameter built before the
+    // pool's first connection has fetched its array types goes out as bytea (42883 on a fresh
+    // mount's first small read)
+    const rows = await this.data.unsafe(`select hash, data from tarbox.read_chunks(${hashArrayLiteral(hashes)})`);
     for (const row of rows) {
       const key = (row.hash as Buffer).toString('hex');
       this.cache.set(key, row.data as Buffer);

@@ -16,6 +16,8 @@ export interface DatabaseOptions {
   applicationName?: string;
   /** audit context of every row these connections log (docs/audit.md) */
   auditNode?: string;
+  /** Tags this mount's cache notices (session setting tarbox.origin), so it can skip its own. */
+  origin?: string;
 }
 
 /** bigint columns arrive as JS numbers: sizes, offsets and inode numbers stay below 2^53. */
@@ -84,6 +86,7 @@ export class TenantDatabase {
       // read by the audit log once per row, sent once per connection
       'tarbox.interface': 'fuse',
       'tarbox.node': options.auditNode ?? '',
+      ...(options.origin ? { 'tarbox.origin': options.origin } : {}),
     } as Record<string, string>;
     const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
     const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });

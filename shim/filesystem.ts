@@ -1,17 +1,20 @@
 // TarboxFs: one method per filesystem operation, each the same short shape: turn the
 // FUSE arguments into one call of the matching SQL function (docs/sql-api.md) and return
 // its result. State kept here is only what makes FUSE fast without changing semantics:
-// buffered file data (open-files.ts) and a short-lived attribute cache that answers the
-// getattr libfuse issues right after create/mkdir/readdir.
+// buffered file data (open-files.ts) and the metadata cache (metadata-cache.ts: attributes,
+// names, negative entries), which every SQL result fills and every change drops; other
+// mounts' changes reach it as notices (notifications.ts).
 
 import type { AuditLog } from './audit.js';
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
+import { MetadataCache, type MetadataCacheCounters } from './metadata-cache.js';
 import { OpenFiles, type Attr, type FileState } from './open-files.js';
 
 export interface Caller { uid: number; gid: number; pid: number }
 
 const bytes = (path: string) => Buffer.from(path, 'latin1');
+const dirOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf('/'), 1));
 const O_APPEND = 0o2000;
 // xattr names reach us as latin1 (one char per byte); SQL keeps them as UTF-8 text
 const xattrName = (name: string) => Buffer.from(name, 'latin1').toString('utf8');
@@ -24,69 +27,13 @@ function atimeIsDue(attr: Attr): boolean {
     || atime < Date.now() * 1e6 - 86400e9;
 }
 
-/**
- * Attributes for a short time (the same bound as the kernel's attr_timeout), by inode, with
- * a path -> inode map in front. Keying attributes by inode keeps every name of a hard link
- * consistent, and lets a change to a directory's entries drop the directory's attributes
- * (nlink, mtime) wherever it is cached.
- */
-class AttrCache {
-  private paths = new Map<string, { ino: number; expires: number }>();
-  private inodes = new Map<number, { attr: Attr; expires: number }>();
-  hits = 0;
-  misses = 0;
-  constructor(private readonly ttlMs: number, private readonly maxEntries = 100_000) {}
-
-  get(path: string): Attr | undefined {
-    const now = Date.now();
-    const name = this.paths.get(path);
-    const entry = name && name.expires > now ? this.inodes.get(name.ino) : undefined;
-    if (entry && entry.expires > now) { this.hits++; return entry.attr; }
-    this.misses++;
-    return undefined;
-  }
-
-  /** The inode a path was last seen to name (even if its attributes expired). */
-  inoOf(path: string): number | undefined {
-    return this.paths.get(path)?.ino;
-  }
-
-  set(path: string, attr: Attr): void {
-    if (this.ttlMs <= 0) return;
-    if (this.paths.size >= this.maxEntries) this.clear();
-    const expires = Date.now() + this.ttlMs;
-    this.paths.set(path, { ino: attr.ino, expires });
-    this.inodes.set(attr.ino, { attr, expires });
-  }
-
-  /** The inode's attributes changed in a way we cannot compute here (nlink, ctime, ...). */
-  forgetInode(ino: number | undefined): void {
-    if (ino !== undefined) this.inodes.delete(ino);
-  }
-
-  /** The name is gone (and what it named changed). */
-  forgetPath(path: string): void {
-    this.forgetInode(this.paths.get(path)?.ino);
-    this.paths.delete(path);
-  }
-
-  /** An entry was added to or removed from the directory holding path. */
-  forgetParentOf(path: string): void {
-    const slash = path.lastIndexOf('/');
-    this.forgetInode(this.paths.get(slash <= 0 ? '/' : path.slice(0, slash))?.ino);
-  }
-
-  clear(): void {
-    this.paths.clear();
-    this.inodes.clear();
-  }
-}
-
 interface Handle {
   state: FileState;
   path: string;
   wasRead: boolean;
   append: boolean;
+  /** data went through this handle, so the size and mtime cached for it are stale */
+  wrote: boolean;
   /** who opened it, and what went through it: the handle's audit row (level "all") */
   caller: Caller;
   bytesRead: number;
@@ -96,7 +43,8 @@ interface Handle {
 export interface TarboxFsOptions {
   sql: Sql;
   files: OpenFiles;
-  attrCacheMs: number;
+  /** Bytes of metadata to cache ([cache] metadata_size). */
+  metadataCacheBytes: number;
   audit?: AuditLog;
 }
 
@@ -104,7 +52,7 @@ export class TarboxFs {
   private readonly sql: Sql;
   private readonly audit?: AuditLog;
   readonly files: OpenFiles;
-  readonly attrs: AttrCache;
+  readonly attrs: MetadataCache;
   private handles = new Map<number, Handle>();
   private nextHandle = 1;
 
@@ -112,14 +60,15 @@ export class TarboxFs {
     this.sql = options.sql;
     this.files = options.files;
     this.audit = options.audit;
-    this.attrs = new AttrCache(options.attrCacheMs);
+    this.attrs = new MetadataCache(options.metadataCacheBytes);
   }
 
   // --- attributes -------------------------------------------------------------------
 
   async getattr(path: string): Promise<Attr> {
-    const attr = this.attrs.get(path) ?? (await this.fetchAttr(path));
-    return this.withBufferedData(attr);
+    const cached = this.attrs.find(path);
+    if (cached === null) throw new FsError(Errno.ENOENT); // a negative entry: no SQL
+    return this.withBufferedData(cached ?? (await this.fetchAttr(path)));
   }
 
   async fgetattr(path: string, fh: number): Promise<Attr> {
@@ -130,9 +79,13 @@ export class TarboxFs {
   }
 
   private async fetchAttr(path: string): Promise<Attr> {
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.lookup(${bytes(path)})`;
-    if (!attr) throw new FsError(Errno.ENOENT);
-    this.attrs.set(path, attr as Attr);
+    if (!attr) {
+      this.attrs.setAbsent(path, token);
+      throw new FsError(Errno.ENOENT);
+    }
+    this.attrs.set(path, attr as Attr, token);
     return attr as Attr;
   }
 
@@ -143,29 +96,33 @@ export class TarboxFs {
     return { ...attr, size: state.size, blocks: Math.ceil(state.size / 512) };
   }
 
-  private remember(path: string, attr: Attr): Attr {
-    this.attrs.set(path, attr);
+  /** Cache what a SQL call returned, unless something was dropped since token was taken. */
+  private remember(path: string, attr: Attr, token: number): Attr {
+    this.attrs.set(path, attr, token);
     return attr;
   }
 
   async chmod(path: string, mode: number): Promise<void> {
     await this.settle(path);
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.chmod(${bytes(path)}, ${mode})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
   }
 
   async chown(path: string, uid: number, gid: number): Promise<void> {
     await this.settle(path);
     // fuse passes (uid_t)-1 as 4294967295
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.chown(${bytes(path)}, ${uid | 0}, ${gid | 0})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
   }
 
   async utimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void> {
     await this.settle(path);
+    const token = this.attrs.begin();
     const [attr] = await this.sql`
       select * from tarbox.utimens(${bytes(path)}, ${atimeSec}, ${atimeNsec}, ${mtimeSec}, ${mtimeNsec})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
   }
 
   async access(caller: Caller, path: string, mask: number): Promise<void> {
@@ -179,43 +136,52 @@ export class TarboxFs {
 
   // --- directories and names ----------------------------------------------------------
 
-  /** Names with their attributes (so d_ino and d_type are right), . and .. first. */
+  /**
+   * Names with their attributes (so d_ino and d_type are right), . and .. first. The listing
+   * fills the cache as a complete directory: later lookups of other names need no SQL.
+   */
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
+    const token = this.attrs.begin();
     const rows = await this.sql`select d.name, (d.attr).* from tarbox.readdir(${bytes(path)}) d`;
     const self = await this.getattr(path);
-    const prefix = path === '/' ? '/' : path + '/';
     const names = ['.', '..'];
     // '..' is reported with the directory's own attributes when its parent is not cached:
     // only d_ino differs, and nothing relies on the d_ino of '..'
-    const parent = path === '/' ? self : this.attrs.get(path.slice(0, Math.max(path.lastIndexOf('/'), 1))) ?? self;
+    const parent = path === '/' ? self : this.attrs.find(path.slice(0, Math.max(path.lastIndexOf('/'), 1))) ?? self;
     const attrs: Attr[] = [self, parent];
+    const entries: [string, Attr][] = [];
     for (const row of rows) {
       const name = (row.name as Buffer).toString('latin1');
       const { name: _name, ...attr } = row;
       names.push(name);
       attrs.push(attr as unknown as Attr);
-      this.attrs.set(prefix + name, attr as unknown as Attr);
+      entries.push([name, attr as unknown as Attr]);
     }
+    this.attrs.setListing(self.ino, entries, token);
     return { names, attrs };
   }
 
   async mkdir(caller: Caller, path: string, mode: number): Promise<void> {
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.mkdir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
+    this.attrs.setListing((attr as Attr).ino, [], token); // new, so empty: creates in it need no lookup
     this.attrs.forgetParentOf(path);
   }
 
   async mknod(caller: Caller, path: string, mode: number, rdev: number): Promise<void> {
+    const token = this.attrs.begin();
     const [attr] = await this.sql`
       select * from tarbox.mknod(${bytes(path)}, ${mode}, ${rdev}, ${caller.uid}, ${caller.gid})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
     this.attrs.forgetParentOf(path);
   }
 
   async symlink(caller: Caller, target: string, path: string): Promise<void> {
+    const token = this.attrs.begin();
     const [attr] = await this.sql`
       select * from tarbox.symlink(${bytes(target)}, ${bytes(path)}, ${caller.uid}, ${caller.gid})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
     this.attrs.forgetParentOf(path);
   }
 
@@ -225,8 +191,9 @@ export class TarboxFs {
   }
 
   async link(existing: string, path: string): Promise<void> {
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.link(${bytes(existing)}, ${bytes(path)})`;
-    this.remember(path, attr as Attr); // the inode's new nlink and ctime, for every name
+    this.remember(path, attr as Attr, token); // the inode's new nlink and ctime, for every name
     this.attrs.forgetParentOf(path);
   }
 
@@ -248,24 +215,29 @@ export class TarboxFs {
 
   async unlink(caller: Caller, path: string): Promise<void> {
     const open = this.openAt(path);
-    await this.sql`select tarbox.unlink(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
+    const token = this.attrs.begin();
+    const [dir] = await this.sql`select * from tarbox.unlink_and_stat_dir(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
     if (open) this.orphan(open, path);
-    this.attrs.forgetPath(path);
-    this.attrs.forgetParentOf(path);
+    this.remember(dirOf(path), dir as Attr, token); // before removed(), which starts a new generation
+    this.attrs.removed(path);
   }
 
   async rmdir(caller: Caller, path: string): Promise<void> {
     await this.sql`select tarbox.rmdir(${bytes(path)}, ${caller.uid})`;
-    this.attrs.forgetPath(path);
+    this.attrs.removed(path);
     this.attrs.forgetParentOf(path);
   }
 
   async rename(caller: Caller, from: string, to: string): Promise<void> {
-    // every cached path below a renamed directory is stale: drop them all
-    this.attrs.clear();
     const replaced = this.openAt(to);
     await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid}, ${replaced !== undefined})`;
     if (replaced) this.orphan(replaced, to);
+    // names are cached by directory inode, so what lies below a moved directory stays valid;
+    // the two names, the moved and the replaced inode (ctime, nlink) and both parents change
+    this.attrs.forgetName(to);
+    this.attrs.removed(from);
+    this.attrs.forgetParentOf(from);
+    this.attrs.forgetParentOf(to);
     for (const handle of this.handles.values()) {
       if (handle.path === from) handle.path = to;
     }
@@ -276,7 +248,7 @@ export class TarboxFs {
   private newHandle(caller: Caller, state: FileState, path: string, flags: number): number {
     const fh = this.nextHandle++;
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
-    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0, caller, bytesRead: 0, bytesWritten: 0 });
+    this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0, wrote: false, caller, bytesRead: 0, bytesWritten: 0 });
     return fh;
   }
 
@@ -301,17 +273,21 @@ export class TarboxFs {
   }
 
   async create(caller: Caller, path: string, mode: number, flags = 0): Promise<number> {
-    const [attr] = await this.sql`select * from tarbox.create(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
-    this.remember(path, attr as Attr);
-    this.attrs.forgetParentOf(path);
+    const token = this.attrs.begin();
+    // the directory's new attributes come back too: the kernel asks for them before the next create
+    const [attr, dir] = await this.sql`
+      select * from tarbox.create_and_stat_dir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+    this.remember(path, attr as Attr, token);
+    this.remember(dirOf(path), dir as Attr, token);
     return this.newHandle(caller, this.files.open(attr as Attr), path, flags);
   }
 
   async open(caller: Caller, path: string, flags: number): Promise<number> {
     const truncating = (flags & 0o1000) !== 0 && (flags & 3) !== 0;
     if (truncating) await this.settle(path);
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.open(${bytes(path)}, ${flags}, ${caller.uid})`;
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
     const state = this.files.open(attr as Attr);
     if (truncating) this.files.truncated(state, attr as Attr);
     return this.newHandle(caller, state, path, flags);
@@ -327,6 +303,7 @@ export class TarboxFs {
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
     const handle = this.handle(fh);
+    handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
     const n = await this.files.write(handle.state, buf, offset, caller.uid, handle.append);
@@ -337,8 +314,20 @@ export class TarboxFs {
   async flush(fh: number): Promise<void> {
     const handle = this.handles.get(fh);
     if (!handle) return;
+    const token = this.attrs.begin();
+    const hadData = handle.state.hasPendingData;
     await this.files.flush(handle.state);
-    if (handle.path) this.remember(handle.path, handle.state.attr);
+    this.afterCommit(handle, hadData, token);
+  }
+
+  /**
+   * After a flush: when it committed data, the attributes it returned are the file's; when
+   * the handle's writes were committed earlier (in the background, or appends in SQL), a
+   * later chmod or utimens may have come after them, so only forget what is cached.
+   */
+  private afterCommit(handle: Handle, committed: boolean, token: number): void {
+    if (committed && handle.path) this.remember(handle.path, handle.state.attr, token);
+    else if (handle.wrote) this.attrs.forgetInode(handle.state.ino);
   }
 
   async fsync(fh: number): Promise<void> {
@@ -364,6 +353,7 @@ export class TarboxFs {
 
   private async releaseHandle(handle: Handle): Promise<void> {
     const state = handle.state;
+    const token = this.attrs.begin();
     const hadData = state.hasPendingData;
     const last = await this.files.release(state);
     if (state.orphan) {
@@ -371,7 +361,7 @@ export class TarboxFs {
       if (last) await this.sql`select tarbox.release(${state.ino}, ${handle.wasRead}, true)`;
       return;
     }
-    if (hadData && handle.path) this.remember(handle.path, state.attr);
+    this.afterCommit(handle, hadData, token);
     if (handle.wasRead && atimeIsDue(state.attr)) {
       await this.sql`select tarbox.release(${state.ino}, true)`;
       this.attrs.forgetInode(state.ino);
@@ -380,18 +370,20 @@ export class TarboxFs {
 
   async truncate(caller: Caller, path: string, size: number): Promise<void> {
     await this.settle(path);
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.truncate(${bytes(path)}, ${size}, ${caller.uid})`;
     const open = this.files.get((attr as Attr).ino);
     if (open) { await this.files.flush(open); this.files.truncated(open, attr as Attr); }
-    this.remember(path, attr as Attr);
+    this.remember(path, attr as Attr, token);
   }
 
   async ftruncate(caller: Caller, fh: number, size: number): Promise<void> {
     const handle = this.handle(fh);
     await this.files.flush(handle.state);
+    const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.truncate_ino(${handle.state.ino}, ${size}, ${caller.uid})`;
     this.files.truncated(handle.state, attr as Attr);
-    if (handle.path) this.remember(handle.path, attr as Attr);
+    if (handle.path) this.remember(handle.path, attr as Attr, token);
   }
 
   // --- extended attributes ----------------------------------------------------------------
@@ -427,6 +419,16 @@ export class TarboxFs {
   dropCaches(): void {
     this.attrs.clear();
     this.files.dropBlockMaps();
+  }
+
+  /** Cache counters and sizes, for the metrics endpoint. */
+  cacheStats(): { metadata: MetadataCacheCounters & { bytes: number; entries: number; maxBytes: number; enabled: boolean };
+    chunks: { hits: number; misses: number; evictions: number; bytes: number; maxBytes: number } } {
+    const chunks = this.files.chunks;
+    return {
+      metadata: { ...this.attrs.counters, ...this.attrs.size, maxBytes: this.attrs.maxBytes, enabled: this.attrs.isEnabled },
+      chunks: { ...chunks.stats, bytes: chunks.cache.calculatedSize, maxBytes: chunks.cache.maxSize },
+    };
   }
 
   /** Commit every buffered write (before unmounting). */

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { AuditLog, type AuditLevel } from './audit.js';
 import { ChunkStore } from './chunks.js';
 import { ControlFs } from './control.js';
-import { listenForLayerSwitches } from './notifications.js';
+import { listenForChanges, newOrigin, type ChangeSink } from './notifications.js';
 import { TenantDatabase, type Sql } from './database.js';
 import { TarboxFs } from './filesystem.js';
 import { mount } from './fuse/binding.js';
@@ -46,7 +46,9 @@ const FLUSH_THRESHOLD_BYTES = 8 * 1024 * 1024;
 export async function mountTenant(options: MountOptions): Promise<MountedTenant> {
   const log = options.log ?? ((msg: string) => process.stderr.write(msg + '\n'));
   const { config } = options;
+  const origin = newOrigin();
   const db = await TenantDatabase.open({
+    origin,
     url: options.databaseUrl,
     tenant: options.tenant,
     poolSize: config.database.pool_size,
@@ -59,7 +61,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const [{ block_size: blockSize }] = await db.sql`select (tarbox.statfs()).bsize as block_size`;
   const chunks = new ChunkStore(db.data, db.tenantId, config.cache.block_size);
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
-  const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000, audit });
+  const fs = new TarboxFs({ sql: db.sql, files, metadataCacheBytes: config.cache.metadata_size, audit });
 
   let native: NativeFs;
   try {
@@ -81,10 +83,9 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const reloadNative = () => nativeMountsOf(db.sql, options, db.tenantId, log)
     .then((mounts) => native.reload(mounts))
     .catch((err) => log(`tarbox: reloading native mounts failed, keeping the previous ones: ${(err as Error).message}`));
-  const listener = await listenForLayerSwitches(options.databaseUrl, db.tenantId, () => {
-    fs.dropCaches();
-    void reloadNative();
-  }, log);
+  // what other mounts, the CLI or SQL change reaches the caches as notices; the cache
+  // stays off until the listener is listening
+  const listener = await listenForChanges(options.databaseUrl, db.tenantId, origin, changeSink(fs, reloadNative), log);
 
   let handle;
   try {
@@ -96,6 +97,8 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
       bigWrites: true,
       // unlink of an open file really unlinks (POSIX); the SQL keeps the inode until release
       hardRemove: true,
+      // No auto_cache: it keeps pages across opens when mtime and size look unchanged, which
+      // a layer switch (or a copy that restores mtime) defeats; see docs/architecture.md.
       attrTimeout: config.filesystem.attr_timeout,
       entryTimeout: config.filesystem.entry_timeout,
       // keep every SQL statement below fuse's 15 s watchdog so callers get our errno
@@ -175,4 +178,17 @@ function maintainAuditHourly(db: TenantDatabase, log: (msg: string) => void): No
   const timer = setInterval(run, MAINTENANCE_INTERVAL_MS);
   timer.unref();
   return timer;
+}
+
+/** Notices from the listener, applied to this mount's caches. */
+function changeSink(fs: TarboxFs, reloadNative: () => void): ChangeSink {
+  const cache = fs.attrs;
+  return {
+    suspend: () => cache.suspend(),
+    resume: () => cache.resume(),
+    viewChanged: () => { fs.dropCaches(); reloadNative(); },
+    inodeChanged: (ino) => cache.inodeChanged(ino),
+    entryChanged: (parent, name) => cache.entryChanged(parent, name),
+    counted: (own) => { cache.counters.notices++; if (own) cache.counters.ownNotices++; },
+  };
 }

@@ -8,5 +8,6 @@ import { tarExtract } from './tar.js';
 import { layers } from './layers.js';
 import { nativeMount } from './native-mount.js';
 import { audit } from './audit.js';
+import { caches } from './caches.js';
 
-export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount, audit];
+export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount, audit, caches];

@@ -150,6 +150,8 @@ export interface MountOptions {
   kernelCache?: boolean;
   /** Drop page cache on open when mtime/size changed. */
   autoCache?: boolean;
+  /** With autoCache: seconds an open may trust the last attributes seen instead of asking fgetattr (default attr_timeout). */
+  acAttrTimeout?: number;
   /** Report Stat.ino to the kernel (libfuse otherwise invents inode numbers). Default true. */
   useIno?: boolean;
   /** Unlink open files at once instead of renaming them to .fuse_hidden*. Default false. */
@@ -549,6 +551,7 @@ export function fuseOptionString(opts: MountOptions = {}): string {
   o.push(numOpt('negative_timeout', opts.negativeTimeout ?? 0, false));
   if (opts.kernelCache) o.push('kernel_cache');
   if (opts.autoCache) o.push('auto_cache');
+  if (opts.acAttrTimeout !== undefined) o.push(numOpt('ac_attr_timeout', opts.acAttrTimeout, false));
   if (opts.useIno ?? true) o.push('use_ino');
   if (opts.hardRemove) o.push('hard_remove');
   if (opts.autoUnmount) o.push('auto_unmount');

@@ -45,6 +45,8 @@ export interface RunResult {
 
 export interface MountServer {
   mountpoint: string;
+  /** The server's process id (SIGUSR2 makes it print a "cache-stats {json}" line on stderr). */
+  pid: number;
   /** stderr of this server process so far. */
   log(): string;
   /** SIGTERM (the server flushes and unmounts), then SIGKILL + fusermount -uz if needed. */
@@ -120,6 +122,7 @@ function startServer(url: string, tenant: string, mountpoint: string, config: ob
   let stopping: Promise<void> | undefined;
   const server: MountServer = {
     mountpoint,
+    pid: child.pid!,
     exited,
     log: () => stderr.join('\n'),
     stop() {

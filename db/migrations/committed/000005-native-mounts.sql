@@ -1,5 +1,5 @@
---! Previous: sha1:16d2377a42f661809f864aaf9032be434f823853
---! Hash: sha1:c5ec24016b18f6ab1cbe0b646238f8e4d194dcf7
+--! Previous: sha1:ec9d5e55f8f260c11e0624b737cfa3dd85cb305c
+--! Hash: sha1:b6de194fdbaf98a0273096157ed4fd0810c5fd35
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's
