@@ -66,15 +66,21 @@ export class TenantDatabase {
   static async open(options: DatabaseOptions): Promise<TenantDatabase> {
     const admin = connect(options.url, { max: 1, connect_timeout: options.connectTimeoutSeconds ?? 10 });
     let tenantId: number;
+    let role: string;
     try {
-      const [row] = await admin`select tarbox.tenant_id(${options.tenant}) as id`;
+      const [row] = await admin`select tarbox.tenant_id(${options.tenant}) as id, tarbox.tenant_role(${options.tenant}) as role`;
       tenantId = row.id as number;
+      role = row.role as string;
     } finally {
       await admin.end({ timeout: 1 });
     }
     const connection = {
+      // Least privilege: every statement runs as the tenant's role, so row-level security
+      // holds even if the shim had a bug (docs/security.md). The admin login only opens it.
+      role,
       'tarbox.tenant_id': String(tenantId),
-      application_name: options.applicationName ?? 'tarbox-mount',
+      // tarbox.delete_tenant recognises a live mount by this name (docs/security.md)
+      application_name: options.applicationName ?? `tarbox-mount:${tenantId}`,
       statement_timeout: String(options.statementTimeoutMs ?? 10000),
       // Commits become visible at once but reach disk within wal_writer_delay; fsync()
       // makes them durable (tarbox.fsync commits synchronously). See docs/architecture.md.
