@@ -128,6 +128,10 @@ export class ChunkStore {
             .map((row) => row.h as string))
         : new Set<string>();
       if (missing.size) {
+        // the quota (TBQTA) must be raised here: an error in the middle of a COPY is lost
+        const sizes = new Map(present.map((b) => [b.hash!.toString('hex'), b.data!.length]));
+        const bytes = [...missing].reduce((n, key) => n + sizes.get(key)!, 0);
+        await tx`select tarbox.check_space(${bytes})`;
         const stream = await tx.unsafe('copy tarbox_private.chunk_uploads (tenant_id, hash, data) from stdin (format binary)').writable();
         stream.write(copyHeader());
         for (const block of present) {

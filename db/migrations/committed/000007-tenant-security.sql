@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:1b69f0f92a4e9f89ddc75cd899f63d1581e1aa72
+--! Hash: sha1:81667f3659bc6e51e3c03c3eacd299e912ab6031
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).
@@ -156,7 +156,10 @@ grant select on tarbox_private.tenant_roles to tarbox_tenants;
 -- COPY FROM is refused on a table with row-level security, so the shim uploads chunks
 -- through this view: its INSTEAD OF trigger inserts each row into chunks, where the policy
 -- checks the tenant like any insert. One trigger call per chunk (up to 8 MiB) costs
--- microseconds against milliseconds of data.
+-- microseconds against milliseconds of data. A chunk a concurrent writer stored first is
+-- skipped: an error raised in the middle of a COPY is lost by postgres.js (the stream never
+-- finishes), so the upload must not raise for ordinary reasons (the quota is checked
+-- before it, by tarbox.check_space).
 create view tarbox_private.chunk_uploads with (security_invoker = true) as
   select c.tenant_id, c.hash, c.data from tarbox_private.chunks c where false;
 comment on view tarbox_private.chunk_uploads is 'Write-only: COPY chunks here (binary); each row is inserted into chunks under the tenant policy.';
@@ -164,7 +167,8 @@ comment on view tarbox_private.chunk_uploads is 'Write-only: COPY chunks here (b
 create function tarbox_private.tg_chunk_uploads__store() returns trigger
 language plpgsql volatile as $$
 begin
-  insert into tarbox_private.chunks (tenant_id, hash, data) values (new.tenant_id, new.hash, new.data);
+  insert into tarbox_private.chunks (tenant_id, hash, data) values (new.tenant_id, new.hash, new.data)
+  on conflict do nothing;
   return new;
 end
 $$;
@@ -414,6 +418,24 @@ end
 $$;
 create trigger _900_check_quota after insert on tarbox_private.chunks
   for each statement execute function tarbox_private.tg_chunks__check_quota();
+
+-- The shim asks before it COPYs new chunks (see chunk_uploads): one probe when no quota is set.
+create function tarbox.check_space(p_bytes bigint) returns void
+language plpgsql stable as $$
+declare
+  v_quota tarbox_private.tenant_quotas;
+  v_used bigint;
+begin
+  select q.* into v_quota from tarbox_private.tenant_quotas q where q.tenant_id = tarbox_private.session_tenant_id();
+  if v_quota.max_bytes is not null then
+    v_used := tarbox_private.used_bytes(v_quota.tenant_id);
+    if v_used + p_bytes > v_quota.max_bytes then
+      perform tarbox_private.fail('TBQTA', format('byte quota exceeded: %s bytes stored and %s more is over the limit of %s', v_used, p_bytes, v_quota.max_bytes));
+    end if;
+  end if;
+end
+$$;
+comment on function tarbox.check_space is 'TBQTA when storing p_bytes more bytes of new chunks would exceed the tenant''s byte quota.';
 
 create function tarbox.tenant_usage()
 returns table (tenant_id bigint, name text, display_name text, created_at timestamptz,
