@@ -83,7 +83,8 @@ export async function setQuota(sql: postgres.Sql<{}>, name: string, limits: { by
 }
 
 /** "none" removes a limit; otherwise a size ("10GiB", "500M") or, for inodes, a count. */
-function limitOption(value: string): number | null {
+function parseLimit(value: string | undefined): number | null | undefined {
+  if (value === undefined) return undefined;
   if (value === 'none') return null;
   try {
     return parseSize(value);
@@ -143,11 +144,12 @@ export function register(program: Command): void {
   tenant
     .command('quota <name>')
     .description('set a tenant\'s limits on stored bytes and inodes ("none" removes one)')
-    .option('--bytes <size>', 'limit on stored bytes after dedup, e.g. 10GiB', limitOption)
-    .option('--inodes <count>', 'limit on files, directories and links', limitOption)
+    .option('--bytes <size>', 'limit on stored bytes after dedup, e.g. 10GiB')
+    .option('--inodes <count>', 'limit on files, directories and links')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: { bytes?: number | null; inodes?: number | null; json?: boolean }, cmd: Command) => {
-      const t = await withSql(configFor(cmd), (sql) => setQuota(sql, name, opts));
+    .action(async (name: string, opts: { bytes?: string; inodes?: string; json?: boolean }, cmd: Command) => {
+      const limits = { bytes: parseLimit(opts.bytes), inodes: parseLimit(opts.inodes) };
+      const t = await withSql(configFor(cmd), (sql) => setQuota(sql, name, limits));
       if (opts.json) return printJson(t);
       console.log(`tenant "${t.name}": bytes ${t.bytes} of ${showLimit(t.max_bytes)}, inodes ${t.inodes} of ${showLimit(t.max_inodes)}`);
     });
