@@ -89,6 +89,16 @@ export class TenantDatabase {
     const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
     const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });
     const data = connect(options.url, { ...common, max: 2 });
+    // postgres.js learns array types when a client's first connection starts, but types the
+    // parameters of a query when it is made: a bytea[] sent before that went out as bytea
+    // ("read_chunks(bytea) does not exist"). One round trip per client settles it, and
+    // checks the tenant's role now rather than at the first syscall.
+    try {
+      await Promise.all([sql`select 1`, data`select 1`]);
+    } catch (err) {
+      await Promise.all([sql.end({ timeout: 1 }), data.end({ timeout: 1 })]);
+      throw err;
+    }
     return new TenantDatabase(sql, data, tenantId);
   }
 
