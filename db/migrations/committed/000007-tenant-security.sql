@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:81667f3659bc6e51e3c03c3eacd299e912ab6031
+--! Hash: sha1:0681dd752ceb3604401b80f3cfec6cc01b72c647
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).
@@ -377,6 +377,10 @@ declare
   v_quota tarbox_private.tenant_quotas;
   v_used bigint;
 begin
+  -- the common case, before touching the transition table: no inode quota anywhere in view
+  if not exists (select 1 from tarbox_private.tenant_quotas q where q.max_inodes is not null) then
+    return null;
+  end if;
   for v_quota in
     select q.* from tarbox_private.tenant_quotas q
      where q.max_inodes is not null and q.tenant_id in (select n.tenant_id from new_rows n)
