@@ -38,6 +38,9 @@ export const SQLSTATE_ERRNO: Record<string, string> = {
   TBRNG: 'ERANGE',
   TBLOP: 'ELOOP',
   TBXDV: 'EXDEV',
+  TBBSY: 'EBUSY',
+  TBQTA: 'EDQUOT',
+  TBNSC: 'ENOSPC',
 };
 
 const ERRNO_EXIT: Record<string, number> = {

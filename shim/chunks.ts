@@ -114,9 +114,10 @@ export class ChunkStore {
   }
 
   /**
-   * Store blocks of one file in one transaction: COPY the chunks the tenant lacks straight
-   * into tarbox_private.chunks (binary, so bytes travel as bytes), then commit the block
-   * map. Returns the file's attributes after the commit. A concurrent writer storing the
+   * Store blocks of one file in one transaction: COPY the chunks the tenant lacks (binary,
+   * so bytes travel as bytes) into tarbox_private.chunk_uploads, whose trigger inserts them
+   * into chunks under the tenant's row-level security (COPY FROM is refused on a table with
+   * RLS), then commit the block map. Returns the file's attributes after the commit. A concurrent writer storing the
    * same chunk first makes the COPY fail with 23505; the caller retries the whole commit.
    */
   async commitBlocks<T>(
@@ -132,7 +133,11 @@ export class ChunkStore {
             .map((row) => row.h as string))
         : new Set<string>();
       if (missing.size) {
-        const stream = await tx.unsafe('copy tarbox_private.chunks (tenant_id, hash, data) from stdin (format binary)').writable();
+        // the quota (TBQTA) must be raised here: an error in the middle of a COPY is lost
+        const sizes = new Map(present.map((b) => [b.hash!.toString('hex'), b.data!.length]));
+        const bytes = [...missing].reduce((n, key) => n + sizes.get(key)!, 0);
+        await tx`select tarbox.check_space(${bytes})`;
+        const stream = await tx.unsafe('copy tarbox_private.chunk_uploads (tenant_id, hash, data) from stdin (format binary)').writable();
         stream.write(copyHeader());
         for (const block of present) {
           const key = block.hash!.toString('hex');

@@ -65,20 +65,50 @@ export class TenantDatabase {
     readonly sql: Sql,
     readonly data: Sql,
     readonly tenantId: number,
+    private readonly options: DatabaseOptions,
   ) {}
+
+  /**
+   * A short-lived connection as the admin login, bound to this tenant: for what a tenant role
+   * may not do but the mount does on the operator's behalf (the audit level and partition
+   * maintenance from the config, docs/security.md). Never used on the syscall path.
+   */
+  async asAdmin<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const admin = connect(this.options.url, {
+      max: 1,
+      connect_timeout: this.options.connectTimeoutSeconds ?? 10,
+      connection: {
+        'tarbox.tenant_id': String(this.tenantId),
+        application_name: `tarbox-mount-admin:${this.tenantId}`,
+        'tarbox.interface': 'fuse',
+        'tarbox.node': this.options.auditNode ?? '',
+      },
+    });
+    try {
+      return await fn(admin);
+    } finally {
+      await admin.end({ timeout: 1 });
+    }
+  }
 
   static async open(options: DatabaseOptions): Promise<TenantDatabase> {
     const admin = connect(options.url, { max: 1, connect_timeout: options.connectTimeoutSeconds ?? 10 });
     let tenantId: number;
+    let role: string;
     try {
-      const [row] = await admin`select tarbox.tenant_id(${options.tenant}) as id`;
+      const [row] = await admin`select tarbox.tenant_id(${options.tenant}) as id, tarbox.tenant_role(${options.tenant}) as role`;
       tenantId = row.id as number;
+      role = row.role as string;
     } finally {
       await admin.end({ timeout: 1 });
     }
     const connection = {
+      // Least privilege: every statement runs as the tenant's role, so row-level security
+      // holds even if the shim had a bug (docs/security.md). The admin login only opens it.
+      role,
       'tarbox.tenant_id': String(tenantId),
-      application_name: options.applicationName ?? 'tarbox-mount',
+      // tarbox.delete_tenant recognises a live mount by this name (docs/security.md)
+      application_name: options.applicationName ?? `tarbox-mount:${tenantId}`,
       statement_timeout: String(options.statementTimeoutMs ?? 10000),
       // Commits become visible at once but reach disk within wal_writer_delay; fsync()
       // makes them durable (tarbox.fsync commits synchronously). See docs/architecture.md.
@@ -91,7 +121,17 @@ export class TenantDatabase {
     const common = { connect_timeout: options.connectTimeoutSeconds ?? 10, connection };
     const sql = connect(options.url, { ...common, max: options.poolSize ?? 4 });
     const data = connect(options.url, { ...common, max: 2 });
-    return new TenantDatabase(sql, data, tenantId);
+    // postgres.js learns array types when a client's first connection starts, but types the
+    // parameters of a query when it is made: a bytea[] sent before that went out as bytea
+    // ("read_chunks(bytea) does not exist"). One round trip per client settles it, and
+    // checks the tenant's role now rather than at the first syscall.
+    try {
+      await Promise.all([sql`select 1`, data`select 1`]);
+    } catch (err) {
+      await Promise.all([sql.end({ timeout: 1 }), data.end({ timeout: 1 })]);
+      throw err;
+    }
+    return new TenantDatabase(sql, data, tenantId, options);
   }
 
   async close(): Promise<void> {

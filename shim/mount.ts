@@ -162,8 +162,11 @@ async function nativeMountsOf(sql: Sql, options: MountOptions, tenantId: number,
 /** [audit] into the database: the tenant's level (SQL callers follow it too) and partitioning. */
 async function configureAudit(db: TenantDatabase, audit: MountConfig['audit']): Promise<AuditLevel> {
   const level: AuditLevel = audit.enabled ? audit.level : 'off';
-  await db.sql`select tarbox.set_audit_level(${level})`;
-  await db.sql`select tarbox.configure_audit(${audit.partition}, ${audit.retention_days})`;
+  // tenant roles may not change their own audit settings: the admin login does it
+  await db.asAdmin(async (sql) => {
+    await sql`select tarbox.set_audit_level(${level})`;
+    await sql`select tarbox.configure_audit(${audit.partition}, ${audit.retention_days})`;
+  });
   return level;
 }
 
@@ -171,7 +174,7 @@ const MAINTENANCE_INTERVAL_MS = 3600_000;
 
 /** Partitions ahead and retention, now and every hour while mounted (any mount may do it). */
 function maintainAuditHourly(db: TenantDatabase, log: (msg: string) => void): NodeJS.Timeout {
-  const run = () => db.sql`select * from tarbox.maintain_audit()`.catch((err: Error) => {
+  const run = () => db.asAdmin((sql) => sql`select * from tarbox.maintain_audit()`).catch((err: Error) => {
     log(`tarbox: audit maintenance failed: ${err.message}`);
   });
   void run();

@@ -58,7 +58,7 @@ test('tenant create, list --json, delete', async (t) => {
   t.is(typeof acme.inodes, 'number');
   t.is(typeof acme.bytes, 'number');
   t.false(Number.isNaN(Date.parse(acme.created_at)));
-  t.regex(text(await ok(['tenant', 'list'])), /^acme\s+\d+\s+\d+\s+\d+\s+\S+\s+Acme Corp$/m);
+  t.regex(text(await ok(['tenant', 'list'])), /^acme\s+\d+\s+\d+\s+-\s+\d+\s+-\s+\S+\s+Acme Corp$/m);
 
   failsWith(t, await tarbox(['tenant', 'delete', 'acme']), 2, /without --yes/);
   await ok(['tenant', 'delete', 'acme', '--yes']);

@@ -99,3 +99,16 @@ export async function withTenant(url: string, name: string): Promise<Sql & { ten
     await setup.end({ timeout: 5 });
   }
 }
+
+/**
+ * A client logged in as a tenant's own role, as an agent given the tenant's credentials
+ * connects (docs/security.md). The admin client sets the role's password first.
+ */
+export async function tenantLogin(admin: Sql, url: string, tenant: string, options: postgres.Options<{}> = {}): Promise<Sql & { role: string }> {
+  const password = crypto.randomBytes(12).toString('hex');
+  const [{ role }] = await admin<{ role: string }[]>`select tarbox.set_tenant_password(${tenant}, ${password}) as role`;
+  const login = new URL(url);
+  login.username = encodeURIComponent(role);
+  login.password = password;
+  return Object.assign(client(login.toString(), { max: 1, ...options }), { role });
+}

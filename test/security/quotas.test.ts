@@ -1,0 +1,112 @@
+// Per-tenant quotas on stored bytes and inodes: a clear SQL error (TBQTA) through SQL, EDQUOT
+// on the mount, no data lost, and usage reported by tarbox.tenant_usage().
+import test from 'ava';
+import { tenantLogin, type Sql } from '../helpers/database.js';
+import { allowTime, finish, mountFresh, type Mount } from '../helpers/mount.js';
+import { useDatabase } from '../db/_support.js';
+
+const env = useDatabase(test);
+
+async function usage(name: string): Promise<{ inodes: number; bytes: number; max_bytes: number | null; max_inodes: number | null }> {
+  const [row] = await env.admin`select inodes, bytes, max_bytes, max_inodes from tarbox.tenant_usage() where name = ${name}`;
+  return row as never;
+}
+
+async function loggedIn(t: { teardown(fn: () => Promise<void>): void }, name: string): Promise<Sql> {
+  await env.admin`select tarbox.create_tenant(${name}, null, 4096)`;
+  const sql = await tenantLogin(env.admin, env.db.url, name);
+  t.teardown(() => sql.end({ timeout: 5 }));
+  return sql;
+}
+
+test('byte quota: a write past it fails with TBQTA and changes nothing', async (t) => {
+  const a = await loggedIn(t, 'bytes-q');
+  await env.admin`select tarbox.set_quota('bytes-q', 10000, null)`;
+  const first = Buffer.alloc(6000, 1);
+  await a`select tarbox.write_file('/first', ${first})`;
+  const before = await usage('bytes-q');
+  t.is(before.bytes, 6000);
+  t.is(before.max_bytes, 10000);
+  const err = await t.throwsAsync(a`select tarbox.write_file('/second', ${Buffer.alloc(6000, 2)})`);
+  t.is((err as { code?: string }).code, 'TBQTA');
+  t.regex(err!.message, /byte quota exceeded: .* the limit is 10000/);
+  t.deepEqual(await usage('bytes-q'), before);
+  t.is((await a`select * from tarbox.lookup('/second')`).length, 0, 'the failed write left no file');
+  t.deepEqual(Buffer.from((await a`select tarbox.read_file('/first') as d`)[0].d as Buffer), first);
+  // the same content again is deduplicated: it costs nothing and fits
+  await a`select tarbox.write_file('/copy', ${first})`;
+  // check_space, which the shim asks before a COPY
+  await a`select tarbox.check_space(4000)`;
+  t.is((await t.throwsAsync(a`select tarbox.check_space(4001)`) as { code?: string }).code, 'TBQTA');
+  // deleting frees space; lifting the quota lifts the limit
+  await a`select tarbox.unlink('/first')`;
+  await a`select tarbox.unlink('/copy')`;
+  await a`select tarbox.write_file('/second', ${Buffer.alloc(6000, 2)})`;
+  await env.admin`select tarbox.set_quota('bytes-q', null, null)`;
+  await a`select tarbox.write_file('/third', ${Buffer.alloc(20000, 3)})`;
+  t.is((await usage('bytes-q')).max_bytes, null);
+});
+
+test('inode quota: creating past it fails with TBQTA; deleting after a checkpoint still works', async (t) => {
+  const a = await loggedIn(t, 'inodes-q');
+  await env.admin`select tarbox.set_quota('inodes-q', null, 3)`; // the root and two more
+  await a`select tarbox.make_directory('/d')`;
+  await a`select tarbox.write_file('/d/f', 'x')`;
+  for (const attempt of [
+    () => a`select tarbox.write_file('/g', 'y')`,
+    () => a`select tarbox.make_directory('/e')`,
+    () => a`select * from tarbox.symlink('/d/f', '/l')`,
+    () => a`select * from tarbox.mknod('/fifo', ${0o010644})`,
+  ]) {
+    const err = await t.throwsAsync(attempt());
+    t.is((err as { code?: string }).code, 'TBQTA', err?.message);
+  }
+  t.is((await usage('inodes-q')).inodes, 3);
+  // hard links are no new inode
+  await a`select * from tarbox.link('/d/f', '/hard')`;
+  // over a checkpoint, changing and deleting copy inodes up: allowed at the limit
+  await a`select tarbox.create_layer('cp')`;
+  await a`select tarbox.write_file('/d/f', 'changed')`;
+  await a`select tarbox.unlink('/hard')`;
+  await a`select tarbox.unlink('/d/f')`;
+  // the checkpoint still holds that inode: usage counts every layer, so it does not fit yet
+  t.is((await t.throwsAsync(a`select tarbox.write_file('/g', 'y')`) as { code?: string }).code, 'TBQTA');
+  await env.admin`select tarbox.set_quota('inodes-q', null, 4)`;
+  await a`select tarbox.write_file('/g', 'now it fits')`;
+  t.is((await t.throwsAsync(env.admin`select tarbox.set_quota('inodes-q', null, -1)`) as { code?: string }).code, 'TBINV');
+});
+
+let m: Mount | undefined;
+test.after.always((t) => finish(t, m));
+
+test('quotas on the mount: EDQUOT for data and for new files, earlier files intact', async (t) => {
+  await allowTime(t, 120_000);
+  m = await mountFresh({ tenant: 'mounted-q', blockSize: 65536 });
+  await m.sql`select tarbox.set_quota('mounted-q', ${256 * 1024}, 20)`;
+  const result = await m.python<Record<string, unknown>>(`
+def write(name, data):
+    with open(name, 'wb') as f:
+        f.write(data)
+keep = bytes(range(256)) * 512          # 128 KiB
+res = {'keep': E(write, 'keep', keep)}
+res['big'] = E(write, 'big', os.urandom(512 * 1024))
+res['keep_intact'] = open('keep', 'rb').read() == keep
+created = 0
+err = None
+for i in range(40):
+    r = E(write, 'small%d' % i, b'')
+    if r != 'OK':
+        err = r
+        break
+    created += 1
+res['created'] = created
+res['create_error'] = err
+out(res)
+`);
+  t.is(result.keep, 'OK');
+  t.is(result.big, 'EDQUOT');
+  t.true(result.keep_intact);
+  t.is(result.create_error, 'EDQUOT');
+  // 20 inodes: the root, keep, big (created before its data was refused) and 17 more
+  t.is(result.created, 17);
+});
