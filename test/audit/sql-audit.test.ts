@@ -109,13 +109,20 @@ test('layer operations are logged', async (t) => {
   t.regex(rows[0].detail ?? '', /^layer \d+: first$/);
 });
 
-test('tenant creation and deletion are logged in the tenant, and its history outlives it', async (t) => {
-  const name = `audited-${process.pid}`;
-  const [{ tenant_id: id }] = await env.admin`select tenant_id from tarbox.create_tenant(${name})`;
-  await env.admin`select tarbox.delete_tenant(${name})`;
-  const rows = await env.admin`
-    select operation, path, detail from tarbox_private.audit_events where tenant_id = ${id} order by event_id`;
-  t.deepEqual(rows.map((r) => [r.operation, r.path, r.detail]), [['tenant_create', '/', name], ['tenant_delete', '/', name]]);
+test('tenant creation and deletion are logged in the tenant; its history outlives it with keep_audit', async (t) => {
+  const history = async (id: number) => (await env.admin`
+    select operation, path, detail from tarbox_private.audit_events where tenant_id = ${id} order by event_id`)
+    .map((r) => [r.operation, r.path, r.detail]);
+  const kept = `audited-${process.pid}`;
+  const [{ tenant_id: keptId }] = await env.admin`select tenant_id from tarbox.create_tenant(${kept})`;
+  await env.admin`select tarbox.delete_tenant(${kept}, p_keep_audit => true, p_force => false)`;
+  t.deepEqual(await history(keptId), [['tenant_create', '/', kept], ['tenant_delete', '/', kept]]);
+  // a plain delete takes the tenant's audit rows with it (issue #8: nothing left behind)
+  const gone = `purged-${process.pid}`;
+  const [{ tenant_id: goneId }] = await env.admin`select tenant_id from tarbox.create_tenant(${gone})`;
+  t.is((await history(goneId)).length, 1);
+  await env.admin`select tarbox.delete_tenant(${gone})`;
+  t.deepEqual(await history(goneId), []);
 });
 
 test('a change that fails or rolls back leaves no row', async (t) => {

@@ -62,9 +62,10 @@ test('tenants see only their own definitions', async (t) => {
   t.is((await one.sql`select * from tarbox.list_native_mounts()`).length, 1);
 });
 
-test('only administrators may add or remove: PUBLIC has no EXECUTE', async (t) => {
+test('only administrators may add or remove: tenant roles and PUBLIC have no EXECUTE', async (t) => {
   const role = `agent_${process.pid}`;
-  await env.admin.unsafe(`create role ${role}`);
+  // a member of the tenants' group role, as every tenant's login is (docs/security.md)
+  await env.admin.unsafe(`create role ${role} in role tarbox_tenants`);
   try {
     const can = async (fn: string) => {
       const [{ ok }] = await env.admin`select has_function_privilege(${role}, ${fn}, 'execute') as ok`;
