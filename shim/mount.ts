@@ -16,6 +16,8 @@ export interface MountConfig {
   database: { pool_size: number; connection_timeout: number; statement_timeout: number };
   filesystem: { attr_timeout: number; entry_timeout: number };
   cache: { block_size: number; metadata_size: number };
+  /** Text storage; without it the mount does not pack layers (docs/text-storage.md). */
+  text?: { max_file_size: number; max_line_length: number; pack_on_checkpoint: boolean };
 }
 
 export interface MountOptions {
@@ -51,9 +53,23 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
   const files = new OpenFiles(db.sql, chunks, blockSize as number, FLUSH_THRESHOLD_BYTES);
   const fs = new TarboxFs({ sql: db.sql, files, attrCacheMs: config.filesystem.attr_timeout * 1000 });
 
+  // Packing runs after the checkpoint's write has returned, one pack at a time; a failure
+  // (e.g. statement_timeout on a huge layer) loses nothing: the layer stays in chunks and
+  // the next pack retries it.
+  let packing: Promise<void> = Promise.resolve();
+  const text = config.text;
+  const packLayers = text?.pack_on_checkpoint
+    ? () => {
+        packing = packing.then(async () => {
+          await db.sql`select tarbox.pack_text(${text.max_file_size}, ${text.max_line_length})`;
+        }).catch((err: Error) => log(`tarbox: packing text failed: ${err.message}`));
+      }
+    : undefined;
+
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
     afterSwitch: () => fs.dropCaches(),
+    afterCheckpoint: packLayers,
     kernelCacheMs: Math.max(config.filesystem.attr_timeout, config.filesystem.entry_timeout) * 1000,
   });
   // another mount (or the CLI, or SQL) switched this tenant's layer: forget what we knew
@@ -86,6 +102,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     if (finished) return;
     finished = true;
     await fs.flushAll();
+    await packing;
     await handle.unmount();
     await listener.close();
     await db.close();
