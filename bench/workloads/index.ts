@@ -6,5 +6,6 @@ import { sequential } from './sequential.js';
 import { smallFiles } from './small-files.js';
 import { tarExtract } from './tar.js';
 import { layers } from './layers.js';
+import { text } from './text.js';
 
-export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers];
+export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, text];
