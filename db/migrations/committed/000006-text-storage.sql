@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:07481a38895a618f33f3bc787aafc956e7f8a561
+--! Hash: sha1:3f435bee60cfff38bd120d6b38eea8f752e0d57d
 --! Message: text storage
 
 -- Git-like text storage (docs/text-storage.md has the rule and the reasons).
@@ -615,16 +615,47 @@ begin
 end
 $$;
 
--- Lines no version refers to any more (their layers were deleted) go.
+-- Tenants whose text versions were deleted (with their layers) since their lines were last
+-- collected. A statement-level trigger (no per-row trigger on a hot table) notes them, so a
+-- pack scans the versions for unused lines only when some may exist. No foreign key: the
+-- row of a tenant being deleted is noted in the same statement that deletes the tenant.
+create table tarbox_private.line_collections (
+  tenant_id bigint primary key
+);
+comment on table tarbox_private.line_collections is 'Tenants that may have lines no text version uses (collected by the next pack_text).';
+
+create function tarbox_private.tg_text_versions__note_line_collection() returns trigger
+language plpgsql volatile as $$
+begin
+  insert into tarbox_private.line_collections (tenant_id)
+  select distinct o.tenant_id from old_rows o
+  on conflict do nothing;
+  return null;
+end
+$$;
+
+create trigger _100_note_line_collection
+  after delete on tarbox_private.text_versions
+  referencing old table as old_rows
+  for each statement execute function tarbox_private.tg_text_versions__note_line_collection();
+
+-- Lines no version refers to any more (their layers were deleted) go: one pass over the
+-- tenant's version ids (a hash anti-join), only when versions were deleted since the last.
 create function tarbox_private.collect_lines(p_tenant_id bigint) returns bigint
 language plpgsql volatile as $$
 declare
   v_count bigint;
 begin
+  delete from tarbox_private.line_collections where tenant_id = p_tenant_id;
+  if not found then
+    return 0;
+  end if;
+  with used as materialized (
+    select distinct u.line_id from tarbox_private.text_versions t cross join unnest(t.line_ids) as u (line_id)
+     where t.tenant_id = p_tenant_id)
   delete from tarbox_private.lines l
    where l.tenant_id = p_tenant_id
-     and not exists (select 1 from tarbox_private.text_versions t, unnest(t.line_ids) as u (line_id)
-                      where t.tenant_id = p_tenant_id and u.line_id = l.line_id);
+     and not exists (select 1 from used where used.line_id = l.line_id);
   get diagnostics v_count = row_count;
   return v_count;
 end
