@@ -287,3 +287,32 @@ test('history and diffs in SQL: file_versions, file_line_ids, file_lines, file_d
   await t.throwsAsync(fs.sql`select * from tarbox.file_versions('/missing')`, { code: 'TBNOE' });
   await t.throwsAsync(fs.sql`select tarbox.file_line_ids('/doc', 999999)`, { code: 'TBNOE' });
 });
+
+test('a delta with many hunks (scattered edits) rebuilds exactly, also as the base of further deltas', async (t) => {
+  const fs = await env.tenant(t);
+  const lines = Array.from({ length: 1000 }, (_, i) => `line ${i}\n`);
+  const versions: [number, Buffer][] = [];
+  for (let v = 0; v < 4; v++) {
+    for (let k = 0; k < 40; k++) lines[(k * 997 + v * 13) % lines.length] = `v${v} edit ${k}\n`;
+    if (v === 2) lines.splice(500, 3);
+    if (v === 3) lines.splice(10, 0, 'inserted\n');
+    const content = B(lines.join(''));
+    await fs.sql`select tarbox.write_file('/many', ${content})`;
+    versions.push([await checkpoint(fs), content]);
+  }
+  await pack(fs);
+  const hunks = await env.admin<{ n: number }[]>`
+    select cardinality(hunks) / 3 as n from tarbox_private.text_versions where tenant_id = ${fs.tenantId} and base_layer_id is not null order by layer_id`;
+  t.deepEqual(hunks.map((h) => h.n > 8), [true, true, true], 'three deltas of more than 8 hunks (the aggregate path)');
+  for (const [layer, content] of versions) {
+    const [{ data }] = await fs.sql<{ data: Buffer }[]>`
+      select string_agg(data, ''::bytea order by line_no) as data from tarbox.file_lines('/many', ${layer})`;
+    t.deepEqual(data, content, `layer ${layer}`);
+    const some = await fs.sql<{ line_no: number; data: Buffer }[]>`select * from tarbox.file_lines('/many', ${layer}, '{1,11,1000,5000}')`;
+    const expected = content.toString().split(/(?<=\n)/);
+    t.deepEqual(some.map((r) => [r.line_no, r.data.toString()]),
+      [1, 11, 1000].filter((n) => n <= expected.length).map((n) => [n, expected[n - 1]]), `layer ${layer}: chosen lines`);
+  }
+  await switchTo(fs, versions[3][0]);
+  t.deepEqual(await readBlocks(fs, '/many'), versions[3][1]);
+});
