@@ -14,19 +14,49 @@ type Ids = ArrayLike<number>;
 const LCS_CELLS = 4_000_000;
 
 export function diffIds(a: Ids, b: Ids): Edit[] {
+  const [da, db, distinct] = dense(a, b);
+  const scratch = { countA: new Uint8Array(distinct), countB: new Uint8Array(distinct), posA: new Int32Array(distinct), posB: new Int32Array(distinct) };
   const out: Edit[] = [];
-  diffRange(a, 0, a.length, b, 0, b.length, out);
+  diffRange(da, 0, da.length, db, 0, db.length, out, scratch);
   return merge(out);
 }
 
-function diffRange(a: Ids, aLo: number, aHi: number, b: Ids, bLo: number, bHi: number, out: Edit[]): void {
+/**
+ * The ids renumbered 0..distinct-1, so uniqueness is counted in typed arrays rather than
+ * Maps (a Map of 1M numbers cost seconds here). Ids from SQL are mostly a dense range of
+ * positive integers: then an offset is enough; otherwise (negative ids of unstored lines,
+ * sparse ids) one Map interns them.
+ */
+function dense(a: Ids, b: Ids): [Int32Array, Int32Array, number] {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const ids of [a, b]) for (let i = 0; i < ids.length; i++) { const x = ids[i]; if (x < min) min = x; if (x > max) max = x; }
+  const total = a.length + b.length;
+  const da = new Int32Array(a.length);
+  const db = new Int32Array(b.length);
+  if (total === 0) return [da, db, 0];
+  if (Number.isSafeInteger(min) && Number.isSafeInteger(max) && max - min < 4 * total + 1024) {
+    for (let i = 0; i < a.length; i++) da[i] = a[i] - min;
+    for (let j = 0; j < b.length; j++) db[j] = b[j] - min;
+    return [da, db, max - min + 1];
+  }
+  const intern = new Map<number, number>();
+  const id = (x: number) => { let v = intern.get(x); if (v === undefined) { v = intern.size; intern.set(x, v); } return v; };
+  for (let i = 0; i < a.length; i++) da[i] = id(a[i]);
+  for (let j = 0; j < b.length; j++) db[j] = id(b[j]);
+  return [da, db, intern.size];
+}
+
+interface Scratch { countA: Uint8Array; countB: Uint8Array; posA: Int32Array; posB: Int32Array }
+
+function diffRange(a: Int32Array, aLo: number, aHi: number, b: Int32Array, bLo: number, bHi: number, out: Edit[], s: Scratch): void {
   while (aLo < aHi && bLo < bHi && a[aLo] === b[bLo]) { aLo++; bLo++; }
   while (aLo < aHi && bLo < bHi && a[aHi - 1] === b[bHi - 1]) { aHi--; bHi--; }
   if (aLo === aHi || bLo === bHi) {
     if (aLo < aHi || bLo < bHi) out.push({ aStart: aLo, aEnd: aHi, bStart: bLo, bEnd: bHi });
     return;
   }
-  const anchors = uniqueAnchors(a, aLo, aHi, b, bLo, bHi);
+  const anchors = uniqueAnchors(a, aLo, aHi, b, bLo, bHi, s);
   if (anchors.length === 0) {
     lcs(a, aLo, aHi, b, bLo, bHi, out);
     return;
@@ -34,33 +64,29 @@ function diffRange(a: Ids, aLo: number, aHi: number, b: Ids, bLo: number, bHi: n
   let pa = aLo;
   let pb = bLo;
   for (let k = 0; k < anchors.length; k += 2) {
-    diffRange(a, pa, anchors[k], b, pb, anchors[k + 1], out);
+    diffRange(a, pa, anchors[k], b, pb, anchors[k + 1], out, s);
     pa = anchors[k] + 1;
     pb = anchors[k + 1] + 1;
   }
-  diffRange(a, pa, aHi, b, pb, bHi, out);
+  diffRange(a, pa, aHi, b, pb, bHi, out, s);
 }
 
 /**
  * Pairs (i, j) of lines that occur exactly once in a[aLo, aHi) and once in b[bLo, bHi), the
  * longest run of them in the same order on both sides (patience sorting), flattened as
- * [i0, j0, i1, j1, ...].
+ * [i0, j0, i1, j1, ...]. Counts live in shared typed arrays, reset before returning.
  */
-function uniqueAnchors(a: Ids, aLo: number, aHi: number, b: Ids, bLo: number, bHi: number): number[] {
-  const inA = new Map<number, number>(); // id -> position, or -1 when repeated
-  for (let i = aLo; i < aHi; i++) inA.set(a[i], inA.has(a[i]) ? -1 : i);
-  const inB = new Map<number, number>();
-  for (let j = bLo; j < bHi; j++) {
-    const id = b[j];
-    if ((inA.get(id) ?? -1) < 0) continue;
-    inB.set(id, inB.has(id) ? -1 : j);
-  }
+function uniqueAnchors(a: Int32Array, aLo: number, aHi: number, b: Int32Array, bLo: number, bHi: number, s: Scratch): number[] {
+  for (let i = aLo; i < aHi; i++) { const x = a[i]; if (s.countA[x] < 2) s.countA[x]++; s.posA[x] = i; }
+  for (let j = bLo; j < bHi; j++) { const x = b[j]; if (s.countB[x] < 2) s.countB[x]++; s.posB[x] = j; }
   const pairsI: number[] = [];
   const pairsJ: number[] = [];
   for (let i = aLo; i < aHi; i++) {
-    const j = inB.get(a[i]);
-    if (j !== undefined && j >= 0 && inA.get(a[i]) === i) { pairsI.push(i); pairsJ.push(j); }
+    const x = a[i];
+    if (s.countA[x] === 1 && s.countB[x] === 1) { pairsI.push(i); pairsJ.push(s.posB[x]); }
   }
+  for (let i = aLo; i < aHi; i++) s.countA[a[i]] = 0;
+  for (let j = bLo; j < bHi; j++) s.countB[b[j]] = 0;
   // longest increasing subsequence of j (pairs are already ordered by i)
   const tails: number[] = [];      // index into pairs of the smallest tail of each length
   const prev = new Int32Array(pairsJ.length);
@@ -83,7 +109,7 @@ function uniqueAnchors(a: Ids, aLo: number, aHi: number, b: Ids, bLo: number, bH
 }
 
 /** Exact longest common subsequence for a small region (else the region is one replacement). */
-function lcs(a: Ids, aLo: number, aHi: number, b: Ids, bLo: number, bHi: number, out: Edit[]): void {
+function lcs(a: Int32Array, aLo: number, aHi: number, b: Int32Array, bLo: number, bHi: number, out: Edit[]): void {
   const n = aHi - aLo;
   const m = bHi - bLo;
   if (n * m > LCS_CELLS) {
