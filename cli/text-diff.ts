@@ -153,7 +153,7 @@ function merge(edits: Edit[]): Edit[] {
 
 export interface Hunk {
   from_start: number; from_lines: number; to_start: number; to_lines: number;
-  /** "edit" indexes covered by this hunk */
+  /** the edits this hunk shows */
   edits: Edit[];
 }
 
