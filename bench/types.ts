@@ -16,7 +16,7 @@ export interface MetricSpec {
   key: string;
   /** What the table shows. */
   label: string;
-  unit: 'MB/s' | 'ops/s' | 'files/s' | 'entries/s' | 's';
+  unit: 'MB/s' | 'ops/s' | 'files/s' | 'entries/s' | 's' | 'MB' | 'lines/s';
   /** Higher is better (throughputs, rates) or lower is better (seconds). */
   higherIsBetter: boolean;
   /** The target for the mount, in `unit`; absent when the core issue sets none. */

@@ -51,6 +51,12 @@ export interface Config {
     readonly max_layers: number;
     readonly auto_checkpoint: boolean;
   };
+  /** Text storage (docs/text-storage.md): what counts as text, and when layers are packed. */
+  readonly text: {
+    readonly max_file_size: number;
+    readonly max_line_length: number;
+    readonly pack_on_checkpoint: boolean;
+  };
   readonly native_mounts: readonly NativeMount[];
 }
 
@@ -201,6 +207,12 @@ const schema = {
   layer: {
     max_layers: { parse: integer(1, 1_000_000), default: 1000 },
     auto_checkpoint: { parse: boolean, default: false },
+  },
+  text: {
+    // pack_text reads a whole version into one bytea, so text files stay under 1 GiB
+    max_file_size: { parse: size(1, 1073741823), default: 64 * KIB ** 2 },
+    max_line_length: { parse: size(1, 1073741823), default: 64 * KIB },
+    pack_on_checkpoint: { parse: boolean, default: true },
   },
 } satisfies Record<string, Record<string, Key<any>>>;
 

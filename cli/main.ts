@@ -12,6 +12,8 @@ import * as native from './commands/native.js';
 import * as rm from './commands/rm.js';
 import * as stat from './commands/stat.js';
 import * as layer from './commands/layer.js';
+import * as diff from './commands/diff.js';
+import * as pack from './commands/pack.js';
 import * as tenant from './commands/tenant.js';
 import * as umount from './commands/umount.js';
 import * as write from './commands/write.js';
@@ -29,7 +31,7 @@ export function buildProgram(): Command {
     // Set before adding commands: subcommands copy these settings.
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tarbox: ${str.replace(/^error: /, '').trim()}\n`) });
-  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer, native, audit]) command.register(program);
+  for (const command of [init, tenant, mount, umount, ls, cat, write, mkdir, rm, stat, layer, native, audit, diff, pack]) command.register(program);
   return program;
 }
 

@@ -78,6 +78,8 @@ export class ControlFs {
       kernelCacheMs: number;
       /** Lines appended to the list file (e.g. native mounts, which layers do not snapshot). */
       extraListLines?(): string[];
+      /** After a checkpoint: pack the frozen layer's text files (in the background). */
+      afterCheckpoint?(): void;
     },
   ) {}
 
@@ -141,6 +143,7 @@ export class ControlFs {
     const text = buf.toString('utf8').trim();
     if (handle.path === '/.tarbox/layers/new') {
       await this.sql`select tarbox.create_layer(${text === '' ? null : text})`;
+      this.hooks.afterCheckpoint?.();
     } else if (handle.path === '/.tarbox/layers/switch') {
       if (!/^\d{1,15}$/.test(text)) throw new FsError(Errno.EINVAL, `not a layer id: ${text}`);
       await this.hooks.beforeSwitch();

@@ -23,6 +23,8 @@ export interface MountConfig {
   /** `[[native_mounts]]` of the config file (every tenant); the tenant's own come from SQL. */
   native_mounts?: readonly NativeMountSpec[];
   audit: { enabled: boolean; level: 'writes' | 'all'; retention_days: number; partition: 'daily' | 'weekly' | 'monthly' };
+  /** Text storage; without it the mount does not pack layers (docs/text-storage.md). */
+  text?: { max_file_size: number; max_line_length: number; pack_on_checkpoint: boolean };
 }
 
 export interface MountOptions {
@@ -71,9 +73,23 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     throw err;
   }
 
+  // Packing runs after the checkpoint's write has returned, one pack at a time; a failure
+  // (e.g. statement_timeout on a huge layer) loses nothing: the layer stays in chunks and
+  // the next pack retries it.
+  let packing: Promise<void> = Promise.resolve();
+  const text = config.text;
+  const packLayers = text?.pack_on_checkpoint
+    ? () => {
+        packing = packing.then(async () => {
+          await db.sql`select tarbox.pack_text(${text.max_file_size}, ${text.max_line_length})`;
+        }).catch((err: Error) => log(`tarbox: packing text failed: ${err.message}`));
+      }
+    : undefined;
+
   const control = new ControlFs(db.sql, {
     beforeSwitch: () => fs.flushAll(),
     afterSwitch: () => fs.dropCaches(),
+    afterCheckpoint: packLayers,
     kernelCacheMs: Math.max(config.filesystem.attr_timeout, config.filesystem.entry_timeout) * 1000,
     // layers do not snapshot native mounts: say so where the layers are listed
     extraListLines: () => native.describe(),
@@ -118,6 +134,7 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     if (finished) return;
     finished = true;
     await fs.flushAll();
+    await packing;
     await handle.unmount();
     clearInterval(maintenance);
     await audit.flush();

@@ -9,5 +9,6 @@ import { layers } from './layers.js';
 import { nativeMount } from './native-mount.js';
 import { audit } from './audit.js';
 import { caches } from './caches.js';
+import { text } from './text.js';
 
-export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount, audit, caches];
+export const workloads: Workload[] = [sequential, smallFiles, metadata, tarExtract, layers, nativeMount, audit, caches, text];

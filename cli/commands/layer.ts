@@ -4,6 +4,9 @@ import type { Command } from 'commander';
 import type postgres from 'postgres';
 import { configFor, printJson, withTenant } from '../context.js';
 import { CliError, ExitCode } from '../errors.js';
+import { diffFile, type FileDiff } from '../text-diff.js';
+import { printDiffs } from './diff.js';
+import { packText } from './pack.js';
 import { tenantOption } from './fs.js';
 
 export interface LayerInfo {
@@ -39,7 +42,17 @@ export async function deleteLayer(sql: postgres.Sql<{}>, id: number): Promise<vo
 export const diffLayers = (sql: postgres.Sql<{}>, from: number, to: number) =>
   sql<LayerChange[]>`select path, change, kind from tarbox.layer_diff(${from}, ${to})`;
 
-function layerId(value: string): number {
+/** The text diffs of the regular files that differ between two layers (docs/text-storage.md). */
+export async function patchLayers(sql: postgres.Sql<{}>, from: number, to: number): Promise<FileDiff[]> {
+  const diffs: FileDiff[] = [];
+  for (const c of await diffLayers(sql, from, to)) {
+    if (c.kind !== 'file') continue;
+    diffs.push(await diffFile(sql, c.path, c.change === 'added' ? null : from, c.change === 'deleted' ? null : to));
+  }
+  return diffs;
+}
+
+export function layerId(value: string): number {
   if (!/^\d{1,15}$/.test(value)) throw new CliError(`expected a layer id (a number), got "${value}"`, ExitCode.usage);
   return Number(value);
 }
@@ -76,8 +89,12 @@ export function register(program: Command): void {
     .option('-m, --message <text>', 'what this checkpoint is')
     .option('--json', 'print JSON')
     .action(async (opts: { tenant?: string; message?: string; json?: boolean }, cmd: Command) => {
-      const created = await withTenant(configFor(cmd), opts.tenant, (sql) => createLayer(sql, opts.message ?? null),
-        { operation: 'layer_create' });
+      const config = configFor(cmd);
+      const created = await withTenant(config, opts.tenant, async (sql) => {
+        const layer = await createLayer(sql, opts.message ?? null);
+        if (config.text.pack_on_checkpoint) await packText(sql, config);
+        return layer;
+      }, { operation: 'layer_create' });
       if (opts.json) return printJson(created);
       console.log(`checkpoint ${created.layer_id}${created.message ? `: ${created.message}` : ''}`);
     });
@@ -101,8 +118,14 @@ export function register(program: Command): void {
 
   tenantOption(layer.command('diff <from> <to>'))
     .description('paths added (A), modified (M) or deleted (D) between two layers')
+    .option('-p, --patch', 'show the text diffs of the files that differ')
+    .option('--stat', 'a diffstat of the files that differ')
     .option('--json', 'print JSON')
-    .action(async (from: string, to: string, opts: { tenant?: string; json?: boolean }, cmd: Command) => {
+    .action(async (from: string, to: string, opts: { tenant?: string; json?: boolean; patch?: boolean; stat?: boolean }, cmd: Command) => {
+      if (opts.patch || opts.stat) {
+        const diffs = await withTenant(configFor(cmd), opts.tenant, (sql) => patchLayers(sql, layerId(from), layerId(to)));
+        return printDiffs(diffs, opts);
+      }
       const changes = await withTenant(configFor(cmd), opts.tenant, (sql) => diffLayers(sql, layerId(from), layerId(to)));
       if (opts.json) return printJson(changes);
       for (const c of changes) console.log(`${SIGN[c.change]}  ${c.path}${c.kind === 'dir' ? '/' : ''}`);

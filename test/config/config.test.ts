@@ -246,3 +246,12 @@ test('parseSize', (t) => {
     t.throws(() => parseSize(bad), { message: /expected a size like "64MiB" or a positive integer/ }, String(bad));
   }
 });
+
+test('[text]: defaults, sizes with units, environment, validation', (t) => {
+  t.deepEqual(load(null).text, { max_file_size: 64 * 1024 ** 2, max_line_length: 64 * 1024, pack_on_checkpoint: true });
+  t.deepEqual(load('[text]\nmax_file_size = "1MiB"\nmax_line_length = 4096\npack_on_checkpoint = false\n').text,
+    { max_file_size: 1024 ** 2, max_line_length: 4096, pack_on_checkpoint: false });
+  t.false(load(null, { env: { TARBOX_TEXT_PACK_ON_CHECKPOINT: 'false' } }).text.pack_on_checkpoint);
+  rejects(t, () => load('[text]\nmax_file_size = "2GiB"\n'), /\[text\] max_file_size: expected a size from 1 to 1073741823 bytes/);
+  rejects(t, () => load('[text]\nmax_line_length = 0\n'), /\[text\] max_line_length/);
+});

@@ -89,7 +89,7 @@ export interface Mount {
 export interface MountFreshOptions {
   /** Tenant block size (default: the SQL default). */
   blockSize?: number;
-  /** JSON overrides passed to mount-server ({ database, filesystem, cache }). */
+  /** JSON overrides passed to mount-server ({ database, filesystem, cache, text }). */
   config?: object;
   /** Tenant name (default 't1'). */
   tenant?: string;

@@ -1,5 +1,5 @@
---! Previous: sha1:b6de194fdbaf98a0273096157ed4fd0810c5fd35
---! Hash: sha1:fdff01f099b9710d90480d3c7663b8054ec89b8d
+--! Previous: sha1:168ab0e45aba67ddab94424702e4fcdebb8159d2
+--! Hash: sha1:8414d1497d36a7550690afa38421aabfb0906b38
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).

@@ -1,0 +1,106 @@
+// Text storage through a real mount: a checkpoint written to /.tarbox/layers/new packs the
+// frozen layer in the background ([text] pack_on_checkpoint); every file then reads back
+// byte for byte from the mount, in every layer, and open files survive the pack.
+import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
+import { client, type Sql } from '../helpers/database.js';
+import { finish, mountFresh, type Mount } from '../helpers/mount.js';
+
+const TEXT = { max_file_size: 64 * 1024 * 1024, max_line_length: 65536, pack_on_checkpoint: true };
+
+interface TextMount extends Mount { tsql: Sql }
+
+async function mountFor(t: ExecutionContext): Promise<TextMount> {
+  const m = await mountFresh({ blockSize: 4096, config: { text: TEXT } });
+  const tsql = client(m.url, { max: 1, connection: { 'tarbox.tenant_id': String(m.tenantId) } });
+  t.teardown(async () => {
+    await tsql.end({ timeout: 5 });
+    await finish(t, m);
+  });
+  return Object.assign(m, { tsql });
+}
+
+/** Checkpoint through the control file, then wait for the mount's background pack of it. */
+async function checkpoint(m: TextMount, message: string): Promise<number> {
+  fs.writeFileSync(m.path('.tarbox', 'layers', 'new'), `${message}\n`);
+  const [{ parent_layer_id: layer }] = await m.tsql<{ parent_layer_id: number }[]>`select parent_layer_id from tarbox.current_layer()`;
+  for (let i = 0; i < 200; i++) {
+    const [{ n }] = await m.tsql<{ n: number }[]>`
+      select count(*)::int as n from tarbox_private.packed_layers where tenant_id = ${m.tenantId} and layer_id = ${layer}`;
+    if (n === 1) return layer;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`layer ${layer} was not packed:\n${m.log()}`);
+}
+
+function switchTo(m: TextMount, layer: number): void {
+  fs.writeFileSync(m.path('.tarbox', 'layers', 'switch'), `${layer}\n`);
+}
+
+const FILES: Record<string, Buffer> = {
+  'crlf.txt': Buffer.from('one\r\ntwo\r\n'),
+  'mixed.txt': Buffer.from('a\nb\r\nc\rd\n\r\ne'),
+  'unicode.md': Buffer.from('# Überschrift\n日本語\n🌍👍🏽\n'),
+  'blank-lines.txt': Buffer.from('\n\n\nx\n\n'),
+  'long-line.txt': Buffer.from('L'.repeat(50_000) + '\n'),
+  'many-lines.py': Buffer.from(Array.from({ length: 2000 }, (_, i) => `def f${i}(x):\n    return x + ${i}\n`).join('')),
+  'invalid-utf8.bin': Buffer.from([0x68, 0x69, 0x0a, 0xc3, 0x28, 0x0a]),
+  'nul.bin': Buffer.from('a\0b\n'),
+};
+
+test('text files read back byte for byte after their layer is packed, in every layer', async (t) => {
+  const m = await mountFor(t);
+  for (const [name, data] of Object.entries(FILES)) fs.writeFileSync(m.path(name), data);
+  fs.writeFileSync(m.path('empty.txt'), '');
+  const first = await checkpoint(m, 'first');
+
+  const [{ text, chunks }] = await m.tsql<{ text: number; chunks: number }[]>`
+    select (select count(*)::int from tarbox_private.text_versions where tenant_id = ${m.tenantId}) as text,
+           (select count(*)::int from tarbox_private.chunks where tenant_id = ${m.tenantId}) as chunks`;
+  t.is(text, 6, 'the six text files are stored as lines');
+  t.is(chunks, 2, 'only the two binary files keep chunks');
+  for (const [name, data] of Object.entries(FILES)) t.deepEqual(fs.readFileSync(m.path(name)), data, name);
+  t.is(fs.readFileSync(m.path('empty.txt')).length, 0);
+
+  // a one-line edit in the middle of the big file, through the mount, then a second checkpoint
+  const edited = Buffer.from(FILES['many-lines.py'].toString().replace('return x + 1000\n', 'return x * 1000  # edited\n'));
+  const fd = fs.openSync(m.path('many-lines.py'), 'r+');
+  fs.writeSync(fd, edited, 0, edited.length, 0);
+  fs.closeSync(fd);
+  const second = await checkpoint(m, 'second');
+  t.deepEqual(fs.readFileSync(m.path('many-lines.py')), edited);
+  const [{ depth }] = await m.tsql<{ depth: number }[]>`
+    select depth from tarbox_private.text_versions t join tarbox_private.inodes i using (tenant_id, ino)
+     where t.tenant_id = ${m.tenantId} and t.layer_id = ${second} and i.size = ${edited.length} limit 1`;
+  t.is(depth, 1, 'the edit is stored as a delta');
+
+  switchTo(m, first);
+  t.deepEqual(fs.readFileSync(m.path('many-lines.py')), FILES['many-lines.py'], 'the first layer');
+  switchTo(m, second);
+  t.deepEqual(fs.readFileSync(m.path('many-lines.py')), edited, 'the second layer');
+  for (const [name, data] of Object.entries(FILES)) if (name !== 'many-lines.py') t.deepEqual(fs.readFileSync(m.path(name)), data, name);
+
+  // appending to packed text from the mount
+  fs.appendFileSync(m.path('crlf.txt'), 'three\r\n');
+  t.is(fs.readFileSync(m.path('crlf.txt')).toString(), 'one\r\ntwo\r\nthree\r\n');
+});
+
+test('a file held open across the checkpoint and pack keeps reading the right bytes', async (t) => {
+  const m = await mountFor(t);
+  const data = Buffer.from(Array.from({ length: 3000 }, (_, i) => `row ${i}\n`).join(''));
+  fs.writeFileSync(m.path('open.txt'), data);
+  const out = await m.python<string>(`
+import subprocess
+f = open('open.txt', 'rb', buffering=0)
+first = f.read(100)
+with open('.tarbox/layers/new', 'w') as c:
+    c.write('while open\\n')
+import time
+time.sleep(1.5)   # the pack runs in the mount's background
+f.seek(0)
+out((f.read()).hex())
+`);
+  t.deepEqual(Buffer.from(out, 'hex'), data);
+  const [{ n }] = await m.tsql<{ n: number }[]>`select count(*)::int as n from tarbox_private.text_versions where tenant_id = ${m.tenantId}`;
+  t.is(n, 1, 'it was packed meanwhile');
+});
