@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:16d2377a42f661809f864aaf9032be434f823853
+--! Hash: sha1:1b8e8e97cf7b6840f31afe823c67f4b81e3c1326
 --! Message: audit
 
 --! split: 001-audit-table.sql
@@ -191,7 +191,6 @@ comment on function tarbox.log_operation is 'Log an operation that did not go th
 create function tarbox.log_operations(p_events jsonb) returns integer
 language plpgsql volatile as $$
 declare
-  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
   v_event record;
   v_count integer := 0;
 begin
@@ -199,11 +198,9 @@ begin
     select * from jsonb_to_recordset(p_events) as e (operation text, path text, errno integer, new_path text,
       ino bigint, bytes_read bigint, bytes_written bigint, uid integer, gid integer, pid integer, detail text)
   loop
-    if v_event.operation is null or v_event.operation !~ '^[a-z][a-z_]{0,31}$' then
-      perform tarbox_private.fail('TBINV', format('invalid operation name %L', v_event.operation));
-    end if;
-    perform tarbox_private.audit(v_tenant, v_event.operation, decode(v_event.path, 'base64'), v_event.ino,
-              decode(v_event.new_path, 'base64'), v_event.bytes_read, v_event.bytes_written, v_event.errno,
+    -- one row, checked and logged exactly as log_operation does
+    perform tarbox.log_operation(v_event.operation, decode(v_event.path, 'base64'), v_event.errno,
+              decode(v_event.new_path, 'base64'), v_event.ino, v_event.bytes_read, v_event.bytes_written,
               v_event.uid, v_event.gid, v_event.pid, v_event.detail);
     v_count := v_count + 1;
   end loop;

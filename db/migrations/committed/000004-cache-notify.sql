@@ -1,5 +1,5 @@
---! Previous: sha1:16d2377a42f661809f864aaf9032be434f823853
---! Hash: sha1:ec9d5e55f8f260c11e0624b737cfa3dd85cb305c
+--! Previous: sha1:1b8e8e97cf7b6840f31afe823c67f4b81e3c1326
+--! Hash: sha1:ac9f2ca48fb4547ed7a80240020f7b5215769196
 --! Message: cache invalidation notices
 
 -- Cache invalidation across mounts: every committed change to an inode or a directory entry

@@ -1,5 +1,5 @@
---! Previous: sha1:ec9d5e55f8f260c11e0624b737cfa3dd85cb305c
---! Hash: sha1:b6de194fdbaf98a0273096157ed4fd0810c5fd35
+--! Previous: sha1:ac9f2ca48fb4547ed7a80240020f7b5215769196
+--! Hash: sha1:578995a71fe532c1c94937c41252e3a33a6550e5
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's

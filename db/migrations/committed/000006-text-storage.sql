@@ -1,5 +1,5 @@
---! Previous: sha1:b6de194fdbaf98a0273096157ed4fd0810c5fd35
---! Hash: sha1:168ab0e45aba67ddab94424702e4fcdebb8159d2
+--! Previous: sha1:578995a71fe532c1c94937c41252e3a33a6550e5
+--! Hash: sha1:01b6df5b84424633571b74642246d131ef8365ff
 --! Message: text storage
 
 -- Git-like text storage (docs/text-storage.md has the rule and the reasons).

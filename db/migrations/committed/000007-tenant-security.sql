@@ -1,5 +1,5 @@
---! Previous: sha1:168ab0e45aba67ddab94424702e4fcdebb8159d2
---! Hash: sha1:8414d1497d36a7550690afa38421aabfb0906b38
+--! Previous: sha1:01b6df5b84424633571b74642246d131ef8365ff
+--! Hash: sha1:967c4efdafcf4a38cebee87e34a8ff1a4f2c9488
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).
