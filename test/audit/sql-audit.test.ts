@@ -181,6 +181,25 @@ test('levels: off logs nothing, writes only changes, all also opens and reads', 
   await t.throwsAsync(fs.sql`select tarbox.set_audit_level('verbose')`, { code: 'TBINV' });
 });
 
+test('reads through SQL: one row per call at level "all", none at "writes"', async (t) => {
+  const fs = await tenant(t, 'writes');
+  await fs.file('/doc', 'hello world');
+  const reads = async () => (await events(fs)).filter((e) => e.operation === 'read');
+  t.is((await fs.sql`select convert_from(tarbox.read_file('/doc'), 'UTF8') as s`)[0].s, 'hello world');
+  t.deepEqual(await reads(), []);
+  await fs.sql`select tarbox.set_audit_level('all')`;
+  await fs.sql`select tarbox.read_file('/doc')`;
+  await fs.sql`select tarbox.read(${P('/doc')}, 6, 100)`;
+  const [{ ino }] = await fs.sql`select ino from tarbox.getattr(${P('/doc')})`;
+  t.deepEqual(Buffer.from((await fs.sql`select tarbox.read_ino(${ino}, 0, 5) as d`)[0].d as Buffer).toString(), 'hello');
+  t.deepEqual((await reads()).map((e) => [e.path, e.bytes_read, e.interface]), [
+    ['/doc', 11, 'sql'], ['/doc', 5, 'sql'], ['/doc', 5, 'sql'],
+  ]);
+  // a read that fails logs nothing itself (its transaction rolls back), like any failure
+  await t.throwsAsync(fs.sql`select tarbox.read_file('/missing')`, { code: 'TBNOE' });
+  t.is((await reads()).length, 3);
+});
+
 test('log_operations logs a batch (paths as base64 bytes)', async (t) => {
   const fs = await tenant(t, 'all');
   const b64 = (p: string | Buffer) => Buffer.from(p).toString('base64');

@@ -1,5 +1,5 @@
 --! Previous: sha1:369a2cd8a0a6d8de6981f9b65670146b90e57d8d
---! Hash: sha1:1b8e8e97cf7b6840f31afe823c67f4b81e3c1326
+--! Hash: sha1:946bba91cd65ff596f7abd046d4549ecc7d7c5f1
 --! Message: audit
 
 --! split: 001-audit-table.sql
@@ -992,4 +992,37 @@ begin
     perform tarbox_private.release_chunks(v_tenant.tenant_id, v_hashes);
   end if;
 end
+$$;
+
+-- Reads through SQL have no open handle to aggregate over: at level "all" each call is one
+-- row, the SQL counterpart of the mount's per-handle row (operation "read", bytes_read).
+-- They become volatile because they may write that row; the mount never calls them (it reads
+-- block maps and chunks), so its read path is unchanged.
+create or replace function tarbox.read(p_path bytea, p_offset bigint default 0, p_length integer default 1073741823)
+returns bytea
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_inode tarbox_private.inodes := tarbox_private.resolve(v_tenant, p_path, true);
+  v_data bytea := tarbox_private.read_bytes(v_tenant, v_inode, p_offset, p_length);
+begin
+  perform tarbox_private.audit(v_tenant, 'read', p_path, v_inode.ino, p_bytes_read => octet_length(v_data));
+  return v_data;
+end
+$$;
+
+create or replace function tarbox.read_ino(p_ino bigint, p_offset bigint, p_length integer) returns bytea
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_data bytea := tarbox_private.read_bytes(v_tenant, tarbox_private.require_inode(v_tenant, p_ino), p_offset, p_length);
+begin
+  perform tarbox_private.audit(v_tenant, 'read', null, p_ino, p_bytes_read => octet_length(v_data));
+  return v_data;
+end
+$$;
+
+create or replace function tarbox.read_file(p_path text) returns bytea
+language sql volatile as $$
+  select tarbox.read(convert_to(p_path, 'UTF8'), 0, 1073741823)
 $$;

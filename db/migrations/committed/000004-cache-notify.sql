@@ -1,5 +1,5 @@
---! Previous: sha1:1b8e8e97cf7b6840f31afe823c67f4b81e3c1326
---! Hash: sha1:ac9f2ca48fb4547ed7a80240020f7b5215769196
+--! Previous: sha1:946bba91cd65ff596f7abd046d4549ecc7d7c5f1
+--! Hash: sha1:71b19799d06778a25f3947606fac9072e536c4af
 --! Message: cache invalidation notices
 
 -- Cache invalidation across mounts: every committed change to an inode or a directory entry

@@ -1,5 +1,5 @@
---! Previous: sha1:ac9f2ca48fb4547ed7a80240020f7b5215769196
---! Hash: sha1:578995a71fe532c1c94937c41252e3a33a6550e5
+--! Previous: sha1:71b19799d06778a25f3947606fac9072e536c4af
+--! Hash: sha1:7e9b693eab265424004ee2de4258c8bfeee8a4d9
 --! Message: native mounts
 
 -- Native mounts defined per tenant at runtime (tarbox native add). The config file's

@@ -1,5 +1,5 @@
---! Previous: sha1:578995a71fe532c1c94937c41252e3a33a6550e5
---! Hash: sha1:01b6df5b84424633571b74642246d131ef8365ff
+--! Previous: sha1:7e9b693eab265424004ee2de4258c8bfeee8a4d9
+--! Hash: sha1:aee6e4d57c7a6be0ce0b5c699da8e9f444d5f4d1
 --! Message: text storage
 
 -- Git-like text storage (docs/text-storage.md has the rule and the reasons).

@@ -1,5 +1,5 @@
---! Previous: sha1:01b6df5b84424633571b74642246d131ef8365ff
---! Hash: sha1:967c4efdafcf4a38cebee87e34a8ff1a4f2c9488
+--! Previous: sha1:aee6e4d57c7a6be0ce0b5c699da8e9f444d5f4d1
+--! Hash: sha1:44bd4220698438dfd36dcd84c428544744d47fdd
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).
