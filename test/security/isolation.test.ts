@@ -300,6 +300,29 @@ test.serial('COPY: into chunk_uploads only for A\'s own tenant id; never straigh
   t.is(n, 1);
 });
 
+test.serial('its own tree: the whole SQL API works for the tenant role, and it reads its own audit rows', async (t) => {
+  const { a } = await setUp();
+  await a`select tarbox.make_directory('/work')`;
+  await a`select tarbox.write_file('/work/notes.md', 'line one\n')`;
+  await a`select tarbox.rename('/work/notes.md', '/work/readme.md')`;
+  await a`select tarbox.setxattr('/work/readme.md', 'user.tag', 'x')`;
+  t.is(Buffer.from((await a`select tarbox.getxattr('/work/readme.md', 'user.tag') as v`)[0].v as Buffer).toString(), 'x');
+  t.deepEqual((await a`select name from tarbox.ls('/work')`).map((r) => r.name), ['readme.md']);
+  t.is((await a`select convert_from(tarbox.read_file('/work/readme.md'), 'UTF8') as s`)[0].s, 'line one\n');
+  const [{ layer_id: checkpoint }] = await a`select layer_id from tarbox.create_layer('a checkpoint')`;
+  await a`select tarbox.remove('/work/readme.md')`;
+  await a`select tarbox.switch_layer(${checkpoint})`;
+  t.is((await a`select convert_from(tarbox.read_file('/work/readme.md'), 'UTF8') as s`)[0].s, 'line one\n');
+  // its own history, and nothing of B's
+  const rows = await a`select operation, path from tarbox.audit_log(p_limit => null)`;
+  const ops = rows.map((r) => `${r.operation} ${r.path ?? ''}`.trim());
+  for (const expected of ['mkdir /work', 'rename /work/notes.md', 'setxattr /work/readme.md', 'layer_create', 'layer_switch']) {
+    t.true(ops.includes(expected), `${expected} in ${ops.join(', ')}`);
+  }
+  t.false(rows.some((r) => String(r.path ?? '').startsWith('/b-')), 'no row of B');
+  t.true((await a`select count(*)::int as n from tarbox.audit_stats()`)[0].n > 0);
+});
+
 test.serial('afterwards B\'s rows in every table are byte-identical (runs last)', async (t) => {
   t.timeout(120_000);
   const w = await setUp();
