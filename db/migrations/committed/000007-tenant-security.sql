@@ -1,5 +1,5 @@
 --! Previous: sha1:aee6e4d57c7a6be0ce0b5c699da8e9f444d5f4d1
---! Hash: sha1:44bd4220698438dfd36dcd84c428544744d47fdd
+--! Hash: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
 --! Message: tenant security
 
 -- Tenant isolation that holds for agents speaking SQL (docs/security.md).
@@ -416,17 +416,9 @@ create trigger _900_check_quota after insert on tarbox_private.inodes
 -- session's tenant is the one writing (RLS makes it so for tenant roles).
 create function tarbox_private.tg_chunks__check_quota() returns trigger
 language plpgsql volatile as $$
-declare
-  v_quota tarbox_private.tenant_quotas;
-  v_used bigint;
 begin
-  select q.* into v_quota from tarbox_private.tenant_quotas q where q.tenant_id = tarbox_private.session_tenant_id();
-  if v_quota.max_bytes is not null then
-    v_used := tarbox_private.used_bytes(v_quota.tenant_id);
-    if v_used > v_quota.max_bytes then
-      perform tarbox_private.fail('TBQTA', format('byte quota exceeded: %s bytes stored, the limit is %s', v_used, v_quota.max_bytes));
-    end if;
-  end if;
+  -- the same check the shim asks before a COPY, with nothing more to store
+  perform tarbox.check_space(0);
   return null;
 end
 $$;
@@ -444,7 +436,7 @@ begin
   if v_quota.max_bytes is not null then
     v_used := tarbox_private.used_bytes(v_quota.tenant_id);
     if v_used + p_bytes > v_quota.max_bytes then
-      perform tarbox_private.fail('TBQTA', format('byte quota exceeded: %s bytes stored and %s more is over the limit of %s', v_used, p_bytes, v_quota.max_bytes));
+      perform tarbox_private.fail('TBQTA', format('byte quota exceeded: %s bytes stored, %s more asked, the limit is %s', v_used, p_bytes, v_quota.max_bytes));
     end if;
   end if;
 end
