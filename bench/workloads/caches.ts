@@ -113,7 +113,7 @@ export const caches: Workload = {
         suspend: () => cache.suspend(), resume: () => cache.resume(), viewChanged: () => cache.clear(),
         inodeChanged: (ino) => { cache.inodeChanged(ino); if (waiting?.ino === ino) waiting.done(performance.now()); },
         entryChanged: (parent, name) => cache.entryChanged(parent, name), counted: () => {},
-      }, () => {});
+      }, () => {}, (channel, payload) => sql`select pg_notify(${channel}, ${payload})`);
       try {
         const [{ ino }] = await sql`select ino::float8 as ino from tarbox.create(${file})`;
         const sent: number[] = [];
