@@ -307,7 +307,7 @@ export class TarboxFs {
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
     const handle = this.handle(fh);
-    if (!handle.wrote) this.pageCache.written(handle.path);
+    this.pageCache.written(handle.path);
     handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
@@ -321,6 +321,7 @@ export class TarboxFs {
     if (!handle) return;
     const token = this.attrs.begin();
     const hadData = handle.state.hasPendingData;
+    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
     await this.files.flush(handle.state);
     this.afterCommit(handle, hadData, token);
   }
@@ -360,7 +361,7 @@ export class TarboxFs {
     const state = handle.state;
     const token = this.attrs.begin();
     const hadData = state.hasPendingData;
-    if (handle.wrote) this.pageCache.written(handle.path); // committed or not, pages moved on
+    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
     const last = await this.files.release(state);
     if (state.orphan) {
       // the unlinked file's last close here: now it may go
