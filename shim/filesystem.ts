@@ -10,6 +10,7 @@ import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
 import { MetadataCache, type MetadataCacheCounters } from './metadata-cache.js';
 import { OpenFiles, type Attr, type FileState } from './open-files.js';
+import { KEEP_CACHE_BIT, PageCachePolicy } from './page-cache.js';
 
 export interface Caller { uid: number; gid: number; pid: number }
 
@@ -53,6 +54,7 @@ export class TarboxFs {
   private readonly audit?: AuditLog;
   readonly files: OpenFiles;
   readonly attrs: MetadataCache;
+  readonly pageCache = new PageCachePolicy();
   private handles = new Map<number, Handle>();
   private nextHandle = 1;
 
@@ -245,8 +247,9 @@ export class TarboxFs {
 
   // --- file data ------------------------------------------------------------------------
 
-  private newHandle(caller: Caller, state: FileState, path: string, flags: number): number {
-    const fh = this.nextHandle++;
+  /** `keepPages`: the kernel may keep the file's cached pages (page-cache.ts). */
+  private newHandle(caller: Caller, state: FileState, path: string, flags: number, keepPages = false): number {
+    const fh = this.nextHandle++ + (keepPages ? KEEP_CACHE_BIT : 0);
     if (this.nextHandle > 0x7fffffff) this.nextHandle = 1;
     this.handles.set(fh, { state, path, wasRead: false, append: (flags & O_APPEND) !== 0, wrote: false, caller, bytesRead: 0, bytesWritten: 0 });
     return fh;
@@ -290,7 +293,8 @@ export class TarboxFs {
     this.remember(path, attr as Attr, token);
     const state = this.files.open(attr as Attr);
     if (truncating) this.files.truncated(state, attr as Attr);
-    return this.newHandle(caller, state, path, flags);
+    const keepPages = this.pageCache.opened(path, attr as Attr, !state.hasPendingData);
+    return this.newHandle(caller, state, path, flags, keepPages);
   }
 
   async read(fh: number, buf: Buffer, length: number, offset: number): Promise<number> {
@@ -303,6 +307,7 @@ export class TarboxFs {
 
   async write(caller: Caller, fh: number, buf: Buffer, offset: number): Promise<number> {
     const handle = this.handle(fh);
+    this.pageCache.written(handle.path);
     handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
@@ -316,6 +321,7 @@ export class TarboxFs {
     if (!handle) return;
     const token = this.attrs.begin();
     const hadData = handle.state.hasPendingData;
+    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
     await this.files.flush(handle.state);
     this.afterCommit(handle, hadData, token);
   }
@@ -355,6 +361,7 @@ export class TarboxFs {
     const state = handle.state;
     const token = this.attrs.begin();
     const hadData = state.hasPendingData;
+    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
     const last = await this.files.release(state);
     if (state.orphan) {
       // the unlinked file's last close here: now it may go
@@ -418,16 +425,19 @@ export class TarboxFs {
    */
   dropCaches(): void {
     this.attrs.clear();
+    this.pageCache.clear();
     this.files.dropBlockMaps();
   }
 
   /** Cache counters and sizes, for the metrics endpoint. */
   cacheStats(): { metadata: MetadataCacheCounters & { bytes: number; entries: number; maxBytes: number; enabled: boolean };
-    chunks: { hits: number; misses: number; evictions: number; bytes: number; maxBytes: number } } {
+    chunks: { hits: number; misses: number; evictions: number; bytes: number; maxBytes: number };
+    pages: { keeps: number; drops: number } } {
     const chunks = this.files.chunks;
     return {
       metadata: { ...this.attrs.counters, ...this.attrs.size, maxBytes: this.attrs.maxBytes, enabled: this.attrs.isEnabled },
       chunks: { ...chunks.stats, bytes: chunks.cache.calculatedSize, maxBytes: chunks.cache.maxSize },
+      pages: { keeps: this.pageCache.keeps, drops: this.pageCache.drops },
     };
   }
 

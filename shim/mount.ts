@@ -101,7 +101,8 @@ export async function mountTenant(options: MountOptions): Promise<MountedTenant>
     .catch((err) => log(`tarbox: reloading native mounts failed, keeping the previous ones: ${(err as Error).message}`));
   // what other mounts, the CLI or SQL change reaches the caches as notices; the cache
   // stays off until the listener is listening
-  const listener = await listenForChanges(options.databaseUrl, db.tenantId, origin, changeSink(fs, reloadNative), log);
+  const listener = await listenForChanges(options.databaseUrl, db.tenantId, origin, changeSink(fs, reloadNative), log,
+    (channel, payload) => db.sql`select pg_notify(${channel}, ${payload})`);
 
   let handle;
   try {

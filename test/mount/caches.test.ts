@@ -31,7 +31,7 @@ async function within(t: { fail(msg: string): void }, what: string, probe: () =>
 const sqlOf = (mount: Mount) => mount.sql;
 
 /** The cache counters of server b (it prints them on SIGUSR2). */
-async function statsOf(server: MountServer): Promise<{ metadata: Record<string, number | boolean>; chunks: Record<string, number> }> {
+async function statsOf(server: MountServer): Promise<{ metadata: Record<string, number | boolean>; chunks: Record<string, number>; pages: Record<string, number> }> {
   const before = server.log().split('\n').filter((l) => l.startsWith('cache-stats ')).length;
   process.kill(server.pid, 'SIGUSR2');
   for (let i = 0; i < 200; i++) {
@@ -137,12 +137,88 @@ test.serial('the listener connection killed: the mount serves correctly meanwhil
   await within(t, 'chmod after the reconnect', () => (fs.statSync(onB('watched')).mode & 0o777) === 0o604);
 });
 
+/** Pages B's kernel kept (keep_cache) and dropped at opens so far. */
+const pagesOf = async (server: MountServer) => (await statsOf(server)).pages;
+
+test.serial('the kernel keeps an unchanged file\'s pages across opens, and drops them once it changed anywhere', async (t) => {
+  await allowTime(t, 60_000);
+  const size = 256 * 1024;
+  const version = (n: number) => Buffer.alloc(size, n);
+  fs.writeFileSync(m.path('paged.bin'), version(1));
+  const before = await pagesOf(b);
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(1)));
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(1)));
+  const kept = await pagesOf(b);
+  t.is(kept.keeps, before.keeps + 1, 'the second open keeps the pages of the first');
+
+  // changed on A, same size: B's next open drops its pages
+  fs.writeFileSync(m.path('paged.bin'), version(2));
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(2)));
+  // changed on A with its mtime put back (cp -a, tar): size and mtime equal, ctime is not
+  const { mtime } = fs.statSync(m.path('paged.bin'));
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(2)));
+  fs.writeFileSync(m.path('paged.bin'), version(3));
+  fs.utimesSync(m.path('paged.bin'), mtime, mtime);
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(3)), 'same size and mtime, new bytes');
+  // changed with SQL
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(3)));
+  await sqlOf(m).begin(async (tx) => {
+    await tx`select tarbox.use_tenant(${m.tenant})`;
+    await tx`select tarbox.write_file('/paged.bin', ${version(4)})`;
+  });
+  t.true(fs.readFileSync(onB('paged.bin')).equals(version(4)));
+  // changed through B itself, in place
+  const fd = fs.openSync(onB('paged.bin'), 'r+');
+  fs.writeSync(fd, Buffer.alloc(4096, 5), 0, 4096, 8192);
+  fs.closeSync(fd);
+  const expected = version(4);
+  expected.fill(5, 8192, 8192 + 4096);
+  t.true(fs.readFileSync(onB('paged.bin')).equals(expected));
+  t.true(fs.readFileSync(m.path('paged.bin')).equals(expected));
+  const after = await pagesOf(b);
+  t.true(after.drops >= kept.drops + 4, `${after.drops - kept.drops} opens dropped the pages`);
+});
+
+test.serial('a listener that goes silent (its backend stopped, no reset) stops the caches within the lease', async (t) => {
+  await allowTime(t, 60_000);
+  fs.writeFileSync(m.path('leased'), 'l');
+  fs.chmodSync(m.path('leased'), 0o644);
+  t.is(fs.statSync(onB('leased')).mode & 0o777, 0o644);
+  const listeners = await sqlOf(m)`
+    select pid from pg_stat_activity where application_name = 'tarbox-listen' and datname = current_database()`;
+  t.true(listeners.length >= 2, 'both mounts listen');
+  // only a server on this machine can be stopped (a DATABASE_URL elsewhere cannot)
+  const local = listeners.every((l) => fs.existsSync(`/proc/${l.pid}/cmdline`)
+    && fs.readFileSync(`/proc/${l.pid}/cmdline`, 'latin1').includes('postgres'));
+  if (!local) { t.log('the database server is not on this machine: not run'); return; }
+  const signal = (sig: NodeJS.Signals) => { for (const l of listeners) process.kill(Number(l.pid), sig); };
+  signal('SIGSTOP');
+  try {
+    await sqlOf(m).begin(async (tx) => {
+      await tx`select tarbox.use_tenant(${m.tenant})`;
+      await tx`select tarbox.chmod(convert_to('/leased', 'UTF8'), 416)`;
+    });
+    // the notice cannot arrive; the lease (3 s, checked every 1 s) plus the kernel's 1 s must do
+    const seen = await within(t, 'chmod while the listener was silent', () => (fs.statSync(onB('leased')).mode & 0o777) === 0o640, 8000);
+    t.log(`seen after ${seen} ms with a silent listener`);
+    t.regex(b.log(), /listener silent for \d+ ms/);
+    t.false((await statsOf(b)).metadata.enabled, 'caching is off while the lease is out');
+  } finally {
+    signal('SIGCONT');
+  }
+  await within(t, 'listener answers again', () => b.log().includes('listener answers again'), 10_000);
+  t.true((await statsOf(b)).metadata.enabled, 'caching again');
+  fs.chmodSync(m.path('leased'), 0o604);
+  await within(t, 'chmod after the lease is back', () => (fs.statSync(onB('leased')).mode & 0o777) === 0o604);
+});
+
 test.serial('a layer switch on A is seen on B', async (t) => {
   await allowTime(t, 60_000);
   fs.writeFileSync(m.path('layered'), 'one');
   fs.writeFileSync(m.path('.tarbox/layers/new'), 'one');
   fs.writeFileSync(m.path('layered'), 'two');
   t.is(fs.readFileSync(onB('layered'), 'utf8'), 'two');
+  t.is(fs.readFileSync(onB('layered'), 'utf8'), 'two'); // B's kernel keeps these pages
   const [layer] = await sqlOf(m).begin(async (tx) => {
     await tx`select tarbox.use_tenant(${m.tenant})`;
     return tx`select parent_layer_id as id from tarbox.current_layer()`;
