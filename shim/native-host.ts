@@ -57,6 +57,20 @@ export function hostOps(): HostOps {
 
 /** A result of the addon: the number itself, or FsError when it is -errno. */
 export function host(result: number): number {
-  if (result < 0) throw new FsError(-result);
+  if (result < 0) throw hostError(-result);
   return result;
+}
+
+/**
+ * An expected failure of a host call (ENOENT of every negative lookup before a create): no
+ * stack trace, whose capture cost more than the lookup itself (~10 µs of ~25 measured).
+ */
+function hostError(errno: number): FsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new FsError(errno);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
