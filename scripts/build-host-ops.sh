@@ -39,7 +39,7 @@ CC="${CC:-cc}"
 command -v "$CC" >/dev/null 2>&1 || die "no C compiler ($CC)"
 mkdir -p "$OUT_DIR"
 tmp="$OUT_DIR/host-ops.$$.node"
-"$CC" -shared -fPIC -O2 -Wall -Werror -std=gnu11 -DNODE_GYP_MODULE_NAME=host_ops \
+"$CC" -shared -fPIC -O2 -Wall -std=gnu11 -DNODE_GYP_MODULE_NAME=host_ops \
   -I"$include" -o "$tmp" "$SRC" || { rm -f "$tmp"; die "compiling $SRC failed"; }
 node -e "if (require('$tmp').version !== 1) process.exit(1)" || { rm -f "$tmp"; die "$tmp does not load"; }
 mv "$tmp" "$ADDON"

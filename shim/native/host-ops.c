@@ -111,6 +111,13 @@ static napi_value result(call_t *c, long r) {
   if (c.failed) return NULL;                       \
   if (var##_bad) return number(&c, var##_bad);
 
+// The start of every call whose arguments 0 and 1 are a directory descriptor and a name.
+#define ENTRY_ARGS(argc)                            \
+  call_t c;                                         \
+  if (!get_args(env, info, &c, argc)) return NULL;  \
+  int dir = (int)int_arg(&c, 0);                    \
+  NAME_ARG(name, 1);
+
 // fstatat and friends accept "" only with AT_EMPTY_PATH: it means the descriptor itself.
 static int empty_flag(const char *name) { return name[0] == '\0' ? AT_EMPTY_PATH : 0; }
 
@@ -129,10 +136,7 @@ static napi_value open_beneath(napi_env env, napi_callback_info info) {
 }
 
 static napi_value stat_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   bool is_typed = false;
   napi_is_typedarray(env, c.argv[2], &is_typed);
   napi_typedarray_type type;
@@ -157,10 +161,7 @@ static napi_value stat_at(napi_env env, napi_callback_info info) {
 }
 
 static napi_value open_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 4)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(4);
   int flags = (int)int_arg(&c, 2);
   mode_t mode = (mode_t)int_arg(&c, 3);
   if (c.failed) return NULL;
@@ -168,20 +169,14 @@ static napi_value open_at(napi_env env, napi_callback_info info) {
 }
 
 static napi_value mkdir_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   mode_t mode = (mode_t)int_arg(&c, 2);
   if (c.failed) return NULL;
   return result(&c, mkdirat(dir, name, mode));
 }
 
 static napi_value mknod_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 4)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(4);
   mode_t mode = (mode_t)int_arg(&c, 2);
   dev_t dev = (dev_t)int_arg(&c, 3);
   if (c.failed) return NULL;
@@ -200,10 +195,7 @@ static napi_value symlink_at(napi_env env, napi_callback_info info) {
 
 // The link's text as a latin1 string, or -errno.
 static napi_value readlink_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 2)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(2);
   if (c.failed) return NULL;
   char target[PATH_MAX + 1];
   ssize_t n = readlinkat(dir, name, target, sizeof target);
@@ -215,16 +207,16 @@ static napi_value readlink_at(napi_env env, napi_callback_info info) {
 }
 
 static napi_value unlink_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   int flags = (int)int_arg(&c, 2);
   if (c.failed) return NULL;
   return result(&c, unlinkat(dir, name, flags));
 }
 
-static napi_value rename_at(napi_env env, napi_callback_info info) {
+typedef int (*two_entries_fn)(int, const char *, int, const char *);
+
+// (fromDir, from, toDir, to) -> fn
+static napi_value two_entries(napi_env env, napi_callback_info info, two_entries_fn fn) {
   call_t c;
   if (!get_args(env, info, &c, 4)) return NULL;
   int from_dir = (int)int_arg(&c, 0);
@@ -232,26 +224,20 @@ static napi_value rename_at(napi_env env, napi_callback_info info) {
   int to_dir = (int)int_arg(&c, 2);
   NAME_ARG(to, 3);
   if (c.failed) return NULL;
-  return result(&c, renameat(from_dir, from, to_dir, to));
+  return result(&c, fn(from_dir, from, to_dir, to));
 }
+
+static napi_value rename_at(napi_env env, napi_callback_info info) { return two_entries(env, info, renameat); }
 
 // Without AT_SYMLINK_FOLLOW: a symlink given as the existing name is linked itself.
-static napi_value link_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 4)) return NULL;
-  int from_dir = (int)int_arg(&c, 0);
-  NAME_ARG(from, 1);
-  int to_dir = (int)int_arg(&c, 2);
-  NAME_ARG(to, 3);
-  if (c.failed) return NULL;
-  return result(&c, linkat(from_dir, from, to_dir, to, 0));
+static int link_nofollow(int from_dir, const char *from, int to_dir, const char *to) {
+  return linkat(from_dir, from, to_dir, to, 0);
 }
 
+static napi_value link_at(napi_env env, napi_callback_info info) { return two_entries(env, info, link_nofollow); }
+
 static napi_value chown_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 4)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(4);
   uid_t uid = (uid_t)int_arg(&c, 2);
   gid_t gid = (gid_t)int_arg(&c, 3);
   if (c.failed) return NULL;
@@ -261,10 +247,7 @@ static napi_value chown_at(napi_env env, napi_callback_info info) {
 // fchmodat2 (Linux 6.6) is the only chmod that refuses to follow a final symlink. Before it:
 // an O_PATH descriptor of the entry itself, refused when it is a symlink, chmod'ed through /proc.
 static napi_value chmod_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   mode_t mode = (mode_t)int_arg(&c, 2);
   if (c.failed) return NULL;
   if (syscall(SYS_fchmodat2, dir, name, mode, AT_SYMLINK_NOFOLLOW | empty_flag(name)) == 0) return number(&c, 0);
@@ -289,10 +272,7 @@ static napi_value chmod_at(napi_env env, napi_callback_info info) {
 
 // Seconds as JS numbers (exact to 2^53), nanoseconds as given: UTIME_NOW and UTIME_OMIT work.
 static napi_value utimens_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 6)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(6);
   struct timespec times[2] = {
     { .tv_sec = (time_t)int_arg(&c, 2), .tv_nsec = (long)int_arg(&c, 3) },
     { .tv_sec = (time_t)int_arg(&c, 4), .tv_nsec = (long)int_arg(&c, 5) },
@@ -315,10 +295,7 @@ static int proc_path(char *out, size_t size, int dir, const char *name) {
 
 // getXattrAt(dir, name, attr, buf): the value's size (buf.length 0 asks for the size only).
 static napi_value get_xattr_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 4)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(4);
   NAME_ARG(attr, 2);
   size_t len;
   void *buf = buffer_arg(&c, 3, &len);
@@ -329,10 +306,7 @@ static napi_value get_xattr_at(napi_env env, napi_callback_info info) {
 
 // listXattrAt(dir, name, buf): the list's size in bytes (NUL-separated names).
 static napi_value list_xattr_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   size_t len;
   void *buf = buffer_arg(&c, 2, &len);
   if (c.failed) return NULL;
@@ -341,10 +315,7 @@ static napi_value list_xattr_at(napi_env env, napi_callback_info info) {
 }
 
 static napi_value set_xattr_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 5)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(5);
   NAME_ARG(attr, 2);
   size_t len;
   void *value = buffer_arg(&c, 3, &len);
@@ -355,10 +326,7 @@ static napi_value set_xattr_at(napi_env env, napi_callback_info info) {
 }
 
 static napi_value remove_xattr_at(napi_env env, napi_callback_info info) {
-  call_t c;
-  if (!get_args(env, info, &c, 3)) return NULL;
-  int dir = (int)int_arg(&c, 0);
-  NAME_ARG(name, 1);
+  ENTRY_ARGS(3);
   NAME_ARG(attr, 2);
   if (c.failed) return NULL;
   PROC_ARG(path, dir, name);
