@@ -71,7 +71,7 @@ interface Handle { fd: number; mount: HostMount }
 const BAD_COMPONENT = /(^|\/)\.{0,2}(\/|$)/;
 
 /** Creates the source (per-tenant sources on first use) and opens it; the caller closes rootFd. */
-function openSource(m: ResolvedNativeMount, slot: number): HostMount {
+function openSource(m: ResolvedNativeMount, slot: number, ops: HostOps): HostMount {
   fs.mkdirSync(m.hostPath, { recursive: true, mode: 0o755 });
   // A per-tenant directory must be a real directory: a symlink there could point anywhere.
   if (m.hostPath !== m.source && fs.lstatSync(m.hostPath).isSymbolicLink()) {
@@ -82,6 +82,13 @@ function openSource(m: ResolvedNativeMount, slot: number): HostMount {
     fs.closeSync(rootFd);
     throw new Error(`native mount ${m.path}: ${m.hostPath} is the host's root directory`);
   }
+  // Every walk is an openat2: say so at mount, not as ENOSYS on the first deep path.
+  const probe = ops.openBeneath(rootFd, '.', O_PATH | O_DIRECTORY);
+  if (probe < 0) {
+    fs.closeSync(rootFd);
+    throw new Error(`native mount ${m.path}: openat2 failed with errno ${-probe} (native mounts need Linux 5.6 or later)`);
+  }
+  fs.closeSync(probe);
   return { ...m, fusePath: utf8ToFuse(m.path), slot, rootFd };
 }
 
@@ -138,7 +145,7 @@ export class NativeFs {
       for (const m of mounts) {
         const bad = checkMountPath(m.path);
         if (bad) throw new Error(`native mount ${m.path}: ${bad}`);
-        opened.push(openSource(m, this.slotFor(m)));
+        opened.push(openSource(m, this.slotFor(m), this.ops));
       }
     } catch (err) {
       for (const m of opened) fs.closeSync(m.rootFd);
