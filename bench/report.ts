@@ -28,6 +28,15 @@ export interface WorkloadRun {
   error?: string;
 }
 
+/** Speed of a against b: a/b for rates, b/a for seconds. */
+export function speedOf(metric: MetricSpec, a: number, b: number): number {
+  return metric.higherIsBetter ? a / b : b / a;
+}
+
+export function formatRatio(ratio: number): string {
+  return Number.isFinite(ratio) ? `${ratio.toFixed(ratio < 0.1 ? 3 : 2)}x` : '-';
+}
+
 export function summarize(workload: string, metric: MetricSpec, runs: WorkloadRun[]): MetricResult {
   const pick = (target: TargetKind) =>
     runs.filter((r) => r.workload === workload && r.target === target && !r.error && metric.key in r.values).map((r) => r.values[metric.key]);
@@ -37,7 +46,7 @@ export function summarize(workload: string, metric: MetricSpec, runs: WorkloadRu
   const mountMedian = mount.length ? median(mount) : NaN;
   const nativeMedian = native.length ? median(native) : NaN;
   const floorMedian = floor.length ? median(floor) : NaN;
-  const speedRatio = metric.higherIsBetter ? mountMedian / nativeMedian : nativeMedian / mountMedian;
+  const speedRatio = speedOf(metric, mountMedian, nativeMedian);
   const goalMet = metric.goal === undefined || !Number.isFinite(mountMedian) ? null
     : metric.higherIsBetter ? mountMedian >= metric.goal : mountMedian <= metric.goal;
   return { workload, metric, mount, native, floor, mountMedian, nativeMedian, floorMedian, speedRatio, goalMet };
@@ -58,20 +67,21 @@ function table(rows: string[][], rightAligned: Set<number>): string {
 
 export function resultsTable(results: MetricResult[]): string {
   const withFloor = results.some((r) => r.floor.length);
-  const rows = [['workload', 'mount', 'native', 'mount/native (speed)', 'goal (mount)', 'met', ...(withFloor ? ['fuse floor'] : [])]];
+  const rows = [['workload', 'mount', 'native', 'mount/native (speed)', 'goal (mount)', 'met',
+    ...(withFloor ? ['fuse floor', 'mount/floor (speed)'] : [])]];
   for (const r of results) {
     const goal = r.metric.goal === undefined ? '' : `${r.metric.higherIsBetter ? '>=' : '<='} ${formatValue(r.metric.goal, r.metric.unit)}`;
     rows.push([
       r.metric.label,
       formatValue(r.mountMedian, r.metric.unit),
       formatValue(r.nativeMedian, r.metric.unit),
-      Number.isFinite(r.speedRatio) ? `${r.speedRatio.toFixed(r.speedRatio < 0.1 ? 3 : 2)}x` : '-',
+      formatRatio(r.speedRatio),
       goal,
       r.goalMet === null ? '' : r.goalMet ? 'yes' : 'NO',
-      ...(withFloor ? [formatValue(r.floorMedian, r.metric.unit)] : []),
+      ...(withFloor ? [formatValue(r.floorMedian, r.metric.unit), formatRatio(speedOf(r.metric, r.mountMedian, r.floorMedian))] : []),
     ]);
   }
-  return table(rows, new Set([1, 2, 3, 6]));
+  return table(rows, new Set([1, 2, 3, 6, 7]));
 }
 
 export function machineText(m: MachineInfo, db: { embedded: boolean; settings: Record<string, string> }): string {

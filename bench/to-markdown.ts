@@ -19,8 +19,8 @@ if (!files.length) {
 const docs = files.map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as Doc);
 const withFloor = docs.some((d) => d.results.some((r) => r.floor.length > 0));
 const lines = [
-  `| workload | mount | mount, range | native | mount/native (speed) | goal (mount) | met |${withFloor ? ' FUSE floor |' : ''}`,
-  `|---|---:|---:|---:|---:|---|---|${withFloor ? '---:|' : ''}`,
+  `| workload | mount | mount, range | native | mount/native (speed) | goal (mount) | met |${withFloor ? ' FUSE floor | mount/floor (speed) |' : ''}`,
+  `|---|---:|---:|---:|---:|---|---|${withFloor ? '---:|---:|' : ''}`,
 ];
 for (const first of docs[0].results) {
   const same = docs.map((d) => d.results.find((r) => r.key === first.key)).filter((r): r is Row => !!r);
@@ -31,11 +31,12 @@ for (const first of docs[0].results) {
   const native = pick(pool((r) => r.native));
   const floor = pick(pool((r) => r.floor));
   const range = mounts.length ? `${formatValue(Math.min(...mounts), first.unit)} – ${formatValue(Math.max(...mounts), first.unit)}` : '-';
-  const ratio = first.higher_is_better ? mount / native : native / mount;
+  const speed = (a: number, b: number) => (first.higher_is_better ? a / b : b / a);
+  const times = (r: number) => (Number.isFinite(r) ? `${r.toFixed(r < 0.1 ? 3 : 2)}×` : '-');
   const goal = first.goal === null ? '' : `${first.higher_is_better ? '≥' : '≤'} ${formatValue(first.goal, first.unit)}`;
   const met = first.goal === null ? '' : (first.higher_is_better ? mount >= first.goal : mount <= first.goal) ? 'yes' : '**no**';
   const unitLabel = first.unit === 's' ? `${first.label} (s)` : first.label;
-  lines.push(`| ${unitLabel} | ${formatValue(mount, first.unit)} | ${range} | ${formatValue(native, first.unit)} | ${ratio.toFixed(ratio < 0.1 ? 3 : 2)}× | ${goal} | ${met} |${withFloor ? ` ${formatValue(floor, first.unit)} |` : ''}`);
+  lines.push(`| ${unitLabel} | ${formatValue(mount, first.unit)} | ${range} | ${formatValue(native, first.unit)} | ${times(speed(mount, native))} | ${goal} | ${met} |${withFloor ? ` ${formatValue(floor, first.unit)} | ${times(speed(mount, floor))} |` : ''}`);
 }
 process.stdout.write(lines.join('\n') + '\n');
 const runs = docs.reduce((n, d) => n + (d.options.repeat ?? 1), 0);

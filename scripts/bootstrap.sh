@@ -42,5 +42,11 @@ if [ -f scripts/build-fuse.sh ]; then
   fi
 fi
 
+# The native mounts' host calls (shim/native/host-ops.c): a no-op when current.
+if ! out=$(bash scripts/build-host-ops.sh 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
+
 # tsc directly rather than through npx: same compiler, without npm's start-up chatter.
 node_modules/.bin/tsc -p .

@@ -5,42 +5,39 @@
 // every path we get names an entry whose components are plain directories; if one of them is
 // a symlink by the time we act (swapped in after the kernel's lookup), we must fail, not follow.
 // So each operation
-//   1. walks from an O_PATH descriptor of the source root, one component at a time, opening
-//      each with O_PATH|O_DIRECTORY|O_NOFOLLOW relative to the previous descriptor (through
-//      /proc/self/fd/N/<name>, which is openat(2) for Node): a symlinked component fails with
-//      ENOTDIR, "." and ".." are refused, and the length of the whole path never matters;
-//   2. checks that the parent descriptor's real path (readlink /proc/self/fd/N) is still the
-//      source or below it (a host process might have moved the directory out meanwhile);
-//   3. acts on /proc/self/fd/N/<last name> with calls that do not follow a final symlink
-//      (lstat, O_NOFOLLOW, lchown, unlink, rename, link without AT_SYMLINK_FOLLOW); chmod,
-//      which always follows, goes through an O_PATH|O_NOFOLLOW descriptor of the entry itself.
-// Errors are the host's own (Node errors carry errno) and reach the kernel through the one
-// guard in operations.ts. Calls are synchronous: FUSE requests reach JS one at a time anyway,
-// and a synchronous local syscall costs microseconds where the thread pool costs tens.
+//   1. opens the parent directory from an O_PATH descriptor of the source root with openat2(2)
+//      and RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (shim/native-host.ts): a symlinked component
+//      fails (ELOOP), "." and ".." are refused before, and the kernel checks at the end of the
+//      walk that the directory it found is below the root (a directory moved out by a host
+//      process meanwhile fails with EXDEV);
+//   2. acts on (parent descriptor, last name) with *at calls that do not follow a final
+//      symlink (fstatat and fchownat with AT_SYMLINK_NOFOLLOW, openat with O_NOFOLLOW,
+//      fchmodat2, utimensat, unlinkat, renameat, linkat without AT_SYMLINK_FOLLOW, l*xattr).
+// Errors are the host's own (-errno from the addon, FsError here) and reach the kernel through
+// the one guard in operations.ts. Calls are synchronous: FUSE requests reach JS one at a time
+// anyway, and a synchronous local syscall costs microseconds where the thread pool costs tens.
 //
-// Not supported (the host call is missing from Node without a native addon): extended
-// attributes (EOPNOTSUPP, as a filesystem without xattr support answers) and creating sockets
-// (EOPNOTSUPP). Creating device nodes is refused (EPERM): a device node in a host directory
-// would be a door out of the source for any host process.
+// Creating device nodes is refused (EPERM): a device node in a host directory would be a door
+// out of the source for any host process.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Caller, Stat, StatFs } from './fuse/binding.js';
 import { Errno, FsError } from './errors.js';
 import { checkMountPath, NativeRoutes, type ResolvedNativeMount } from './native-mounts.js';
+import { host, hostOps, STAT, type HostOps } from './native-host.js';
 
 const O_PATH = 0o10000000;
 const O_CLOEXEC = 0o2000000;
-const { O_NOFOLLOW, O_DIRECTORY, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_TRUNC } = fs.constants;
+const { O_NOFOLLOW, O_DIRECTORY, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
 const O_ACCMODE = 3;
-const DIR_STEP = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+const AT_REMOVEDIR = 0x200;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFIFO = 0o010000;
 const S_IFSOCK = 0o140000;
+/** What mknod creates in a native mount: no device nodes. */
+const MKNOD_TYPES = new Set([S_IFREG, S_IFIFO, S_IFSOCK]);
 const S_ISGID = 0o2000;
-const UTIME_NOW = (1 << 30) - 1;
-const UTIME_OMIT = (1 << 30) - 2;
 const ST_RDONLY = 1;
 const NO_ID = 0xffffffff;
 
@@ -54,8 +51,6 @@ export const MAX_NATIVE_MOUNTS = 120;
 // the binding opens with direct_io).
 const FIRST_HANDLE = 2 ** 51;
 
-/** A FUSE path (latin1: one char per byte) as the bytes the host expects. */
-const hostBytes = (s: string) => Buffer.from(s, 'latin1');
 const utf8ToFuse = (s: string) => Buffer.from(s, 'utf8').toString('latin1');
 
 interface HostMount extends ResolvedNativeMount {
@@ -63,46 +58,48 @@ interface HostMount extends ResolvedNativeMount {
   readonly fusePath: string;
   readonly slot: number;
   readonly rootFd: number;
-  readonly rootReal: Buffer;
 }
 
 export type Route = { mount: HostMount; rel: string };
 
-/** Where an entry is: its parent directory's descriptor, its name and the no-follow path to it. */
-interface Entry { dirFd: number; name: string; path: Buffer; mount: HostMount }
+/** Where an entry is: its parent directory's descriptor and its name ("." for the mount's root). */
+interface Entry { dirFd: number; name: string; mount: HostMount }
 
 interface Handle { fd: number; mount: HostMount }
 
-function procPath(fd: number, name: string): Buffer {
-  return Buffer.concat([Buffer.from(`/proc/self/fd/${fd}/`), hostBytes(name)]);
-}
+/** A component the kernel never sends: empty, "." or "..". */
+const BAD_COMPONENT = /(^|\/)\.{0,2}(\/|$)/;
 
 /** Creates the source (per-tenant sources on first use) and opens it; the caller closes rootFd. */
-function openSource(m: ResolvedNativeMount, slot: number): HostMount {
+function openSource(m: ResolvedNativeMount, slot: number, ops: HostOps): HostMount {
   fs.mkdirSync(m.hostPath, { recursive: true, mode: 0o755 });
   // A per-tenant directory must be a real directory: a symlink there could point anywhere.
   if (m.hostPath !== m.source && fs.lstatSync(m.hostPath).isSymbolicLink()) {
     throw new Error(`native mount ${m.path}: ${m.hostPath} is a symlink`);
   }
   const rootFd = fs.openSync(m.hostPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  const rootReal = fs.readlinkSync(`/proc/self/fd/${rootFd}`, { encoding: 'buffer' });
-  if (rootReal.equals(Buffer.from('/'))) {
+  if (fs.readlinkSync(`/proc/self/fd/${rootFd}`) === '/') {
     fs.closeSync(rootFd);
     throw new Error(`native mount ${m.path}: ${m.hostPath} is the host's root directory`);
   }
-  return { ...m, fusePath: utf8ToFuse(m.path), slot, rootFd, rootReal };
+  // Every walk is an openat2: say so at mount, not as ENOSYS on the first deep path.
+  const probe = ops.openBeneath(rootFd, '.', O_PATH | O_DIRECTORY);
+  if (probe < 0) {
+    fs.closeSync(rootFd);
+    throw new Error(`native mount ${m.path}: openat2 failed with errno ${-probe} (native mounts need Linux 5.6 or later)`);
+  }
+  fs.closeSync(probe);
+  return { ...m, fusePath: utf8ToFuse(m.path), slot, rootFd };
 }
 
-function toStat(st: fs.BigIntStats, slot: number): Stat {
-  const sec = (ns: bigint) => Number(ns / 1_000_000_000n);
-  const nsec = (ns: bigint) => Number(ns % 1_000_000_000n);
+/** statAt's numbers as the binding's Stat, the inode number moved into the mount's range. */
+function toStat(f: Float64Array, slot: number): Stat {
   return {
-    ino: slot * INO_RANGE + Number(st.ino % BigInt(INO_RANGE)), mode: Number(st.mode), nlink: Number(st.nlink),
-    uid: Number(st.uid), gid: Number(st.gid), rdev: Number(st.rdev), size: Number(st.size), blocks: Number(st.blocks),
-    blksize: Number(st.blksize),
-    atimeSec: sec(st.atimeNs), atimeNsec: nsec(st.atimeNs),
-    mtimeSec: sec(st.mtimeNs), mtimeNsec: nsec(st.mtimeNs),
-    ctimeSec: sec(st.ctimeNs), ctimeNsec: nsec(st.ctimeNs),
+    ino: slot * INO_RANGE + (f[STAT.inoHigh] % 2 ** 12) * 2 ** 32 + f[STAT.inoLow], mode: f[STAT.mode], nlink: f[STAT.nlink],
+    uid: f[STAT.uid], gid: f[STAT.gid], rdev: f[STAT.rdev], size: f[STAT.size], blocks: f[STAT.blocks], blksize: f[STAT.blksize],
+    atimeSec: f[STAT.atimeSec], atimeNsec: f[STAT.atimeNsec],
+    mtimeSec: f[STAT.mtimeSec], mtimeNsec: f[STAT.mtimeNsec],
+    ctimeSec: f[STAT.ctimeSec], ctimeNsec: f[STAT.ctimeNsec],
   };
 }
 
@@ -120,6 +117,10 @@ export class NativeFs {
   private readonly umask = process.umask();
   /** Run as root, the shim creates entries as root: hand them to the caller, as the kernel would. */
   private readonly chownToCaller = process.getuid?.() === 0;
+  /** The host calls (C addon), loaded with the first native mount: mounts without any need no addon. */
+  private ops!: HostOps;
+  /** statAt's output, read at once into a Stat (FUSE calls reach JS one at a time). */
+  private readonly scratch = new Float64Array(STAT.length);
 
   constructor(mounts: readonly ResolvedNativeMount[]) {
     this.routes = this.openAll(mounts);
@@ -138,12 +139,13 @@ export class NativeFs {
 
   private openAll(mounts: readonly ResolvedNativeMount[]): NativeRoutes<HostMount> {
     if (mounts.length > MAX_NATIVE_MOUNTS) throw new Error(`at most ${MAX_NATIVE_MOUNTS} native mounts per tenant`);
+    if (mounts.length > 0) this.ops ??= hostOps();
     const opened: HostMount[] = [];
     try {
       for (const m of mounts) {
         const bad = checkMountPath(m.path);
         if (bad) throw new Error(`native mount ${m.path}: ${bad}`);
-        opened.push(openSource(m, this.slotFor(m)));
+        opened.push(openSource(m, this.slotFor(m), this.ops));
       }
     } catch (err) {
       for (const m of opened) fs.closeSync(m.rootFd);
@@ -194,44 +196,20 @@ export class NativeFs {
 
   // --- containment --------------------------------------------------------------------
 
-  /** Open the parent directory of rel component by component, never following a symlink. */
+  /** The parent directory of rel, opened beneath the root without following any symlink. */
   private entry({ mount, rel }: Route): Entry {
-    if (rel === '') return { dirFd: mount.rootFd, name: '.', path: procPath(mount.rootFd, '.'), mount };
-    const parts = rel.split('/');
-    const name = parts.pop()!;
-    let fd = mount.rootFd;
-    try {
-      for (const part of [...parts, name]) {
-        // The kernel never sends these; a path that has them did not come from a lookup.
-        if (part === '' || part === '.' || part === '..') throw new FsError(Errno.EINVAL, `bad path component in ${rel}`);
-      }
-      for (const part of parts) {
-        const next = fs.openSync(procPath(fd, part), DIR_STEP);
-        if (fd !== mount.rootFd) fs.closeSync(fd);
-        fd = next;
-      }
-      if (fd !== mount.rootFd) this.checkInside(mount, fd);
-    } catch (err) {
-      if (fd !== mount.rootFd) fs.closeSync(fd);
-      throw err;
-    }
-    return { dirFd: fd, name, path: procPath(fd, name), mount };
+    if (rel === '') return { dirFd: mount.rootFd, name: '.', mount };
+    // The kernel never sends these; a path that has them did not come from a lookup.
+    if (BAD_COMPONENT.test(rel)) throw new FsError(Errno.EINVAL, `bad path component in ${rel}`);
+    const cut = rel.lastIndexOf('/');
+    if (cut < 0) return { dirFd: mount.rootFd, name: rel, mount };
+    const dirFd = host(this.ops.openBeneath(mount.rootFd, rel.slice(0, cut), O_PATH | O_DIRECTORY));
+    return { dirFd, name: rel.slice(cut + 1), mount };
   }
 
-  /** The directory is still the source or below it (not moved out by a host process). */
-  private checkInside(mount: HostMount, fd: number): void {
-    const real = fs.readlinkSync(`/proc/self/fd/${fd}`, { encoding: 'buffer' });
-    const root = mount.rootReal;
-    const inside = real.equals(root)
-      || (real.length > root.length && real.subarray(0, root.length).equals(root) && real[root.length] === 0x2f);
-    if (!inside) throw new FsError(Errno.EACCES, `native mount ${mount.path}: a directory left the source`);
-  }
-
-  /** The directory rel itself, opened like every parent: a symlink swapped in fails, never followed. */
-  private openDir(r: Route): number {
-    if (r.rel === '') return r.mount.rootFd;
-    const fd = this.at(r, (e) => fs.openSync(e.path, DIR_STEP));
-    return fd;
+  /** The directory rel itself, opened like every parent (flags: O_PATH, or O_RDONLY to read it). */
+  private openDir(r: Route, flags = O_PATH): number {
+    return host(this.ops.openBeneath(r.mount.rootFd, r.rel === '' ? '.' : r.rel, flags | O_DIRECTORY));
   }
 
   /** Run fn on the entry, then close the parent descriptor the walk opened. */
@@ -248,6 +226,12 @@ export class NativeFs {
     if (route.mount.mode === 'ro') throw new FsError(Errno.EROFS);
   }
 
+  /** lstat of an entry ("" with a descriptor of its own: that descriptor). */
+  private statAt(dirFd: number, name: string, slot: number): Stat {
+    host(this.ops.statAt(dirFd, name, this.scratch));
+    return toStat(this.scratch, slot);
+  }
+
   /**
    * Hand a new entry to the caller, as the kernel would have (the shim runs as root): owner the
    * caller, group the caller's unless the parent directory is setgid (then the host already
@@ -256,22 +240,11 @@ export class NativeFs {
   private settleNew(e: Entry, caller: Caller, mode: number, fd?: number): void {
     if ((mode & this.umask) !== 0) {
       if (fd !== undefined) fs.fchmodSync(fd, mode & 0o7777);
-      else this.chmodEntry(e, mode);
+      else host(this.ops.chmodAt(e.dirFd, e.name, mode & 0o7777));
     }
     if (!this.chownToCaller || (caller.uid === 0 && caller.gid === 0)) return;
-    const gid = (fs.fstatSync(e.dirFd).mode & S_ISGID) !== 0 ? -1 : caller.gid;
-    if (fd !== undefined) fs.fchownSync(fd, caller.uid, gid);
-    else fs.lchownSync(e.path, caller.uid, gid);
-  }
-
-  /** chmod always follows symlinks: act on an O_PATH descriptor of the entry itself. */
-  private chmodEntry(e: Entry, mode: number): void {
-    const fd = fs.openSync(e.path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    try {
-      fs.chmodSync(`/proc/self/fd/${fd}`, mode & 0o7777); // a symlink answers EOPNOTSUPP, as lchmod does
-    } finally {
-      fs.closeSync(fd);
-    }
+    const gid = (this.statAt(e.dirFd, '', 0).mode & S_ISGID) !== 0 ? -1 : caller.gid;
+    host(fd !== undefined ? this.ops.chownAt(fd, '', caller.uid, gid) : this.ops.chownAt(e.dirFd, e.name, caller.uid, gid));
   }
 
   private newHandle(fd: number, mount: HostMount): number {
@@ -289,12 +262,12 @@ export class NativeFs {
   // --- attributes ---------------------------------------------------------------------
 
   getattr(r: Route): Stat {
-    return this.at(r, (e) => toStat(fs.lstatSync(e.path, { bigint: true }), r.mount.slot));
+    return this.at(r, (e) => this.statAt(e.dirFd, e.name, r.mount.slot));
   }
 
   fgetattr(fh: number): Stat {
     const h = this.handle(fh);
-    return toStat(fs.fstatSync(h.fd, { bigint: true }), h.mount.slot);
+    return this.statAt(h.fd, '', h.mount.slot);
   }
 
   /** Only reached without default_permissions; then the caller's identity decides, as in SQL. */
@@ -311,34 +284,28 @@ export class NativeFs {
   }
 
   statfs(r: Route): StatFs {
-    const st = fs.statfsSync(procPath(r.mount.rootFd, '.') as unknown as string);
+    const st = fs.statfsSync(`/proc/self/fd/${r.mount.rootFd}`);
     return {
       bsize: st.bsize, frsize: st.bsize, blocks: st.blocks, bfree: st.bfree, bavail: st.bavail,
       files: st.files, ffree: st.ffree, favail: st.ffree, fsid: 0, flag: r.mount.mode === 'ro' ? ST_RDONLY : 0, namemax: 255,
     };
   }
 
+  /** chmod of the entry itself: a symlink answers EOPNOTSUPP, as lchmod does on Linux. */
   chmod(r: Route, mode: number): void {
     this.writable(r);
-    this.at(r, (e) => this.chmodEntry(e, mode));
+    this.at(r, (e) => host(this.ops.chmodAt(e.dirFd, e.name, mode & 0o7777)));
   }
 
   chown(r: Route, uid: number, gid: number): void {
     this.writable(r);
-    this.at(r, (e) => fs.lchownSync(e.path, uid === NO_ID ? -1 : uid, gid === NO_ID ? -1 : gid));
+    this.at(r, (e) => host(this.ops.chownAt(e.dirFd, e.name, uid === NO_ID ? -1 : uid, gid === NO_ID ? -1 : gid)));
   }
 
+  /** Nanoseconds as given; UTIME_NOW and UTIME_OMIT are the host's to interpret. */
   utimens(r: Route, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void {
     this.writable(r);
-    this.at(r, (e) => {
-      // Node has no utimensat: UTIME_OMIT keeps the current value, UTIME_NOW takes the clock;
-      // times travel as seconds in a double (sub-microsecond precision is lost).
-      const old = atimeNsec === UTIME_OMIT || mtimeNsec === UTIME_OMIT ? fs.lstatSync(e.path, { bigint: true }) : undefined;
-      const now = Date.now() / 1000;
-      const time = (sec: number, nsec: number, current?: bigint) =>
-        nsec === UTIME_NOW ? now : nsec === UTIME_OMIT ? Number(current!) / 1e9 : sec + nsec / 1e9;
-      fs.lutimesSync(e.path, time(atimeSec, atimeNsec, old?.atimeNs), time(mtimeSec, mtimeNsec, old?.mtimeNs));
-    });
+    this.at(r, (e) => host(this.ops.utimensAt(e.dirFd, e.name, atimeSec, atimeNsec, mtimeSec, mtimeNsec)));
   }
 
   // --- directories and names ------------------------------------------------------------
@@ -347,49 +314,36 @@ export class NativeFs {
   readdir(r: Route): { names: string[]; stats: Stat[] } {
     const fd = this.openDir(r);
     try {
-      const selfStat = toStat(fs.fstatSync(fd, { bigint: true }), r.mount.slot);
+      const selfStat = this.statAt(fd, '', r.mount.slot);
       const names = ['.', '..'];
       const stats = [selfStat, selfStat];
-      for (const raw of fs.readdirSync(procPath(fd, '.'), { encoding: 'buffer' })) {
+      for (const raw of fs.readdirSync(`/proc/self/fd/${fd}`, { encoding: 'buffer' })) {
         const name = raw.toString('latin1');
-        let st: fs.BigIntStats;
-        try {
-          st = fs.lstatSync(procPath(fd, name), { bigint: true });
-        } catch {
-          continue; // removed meanwhile
-        }
+        if (this.ops.statAt(fd, name, this.scratch) < 0) continue; // removed meanwhile
         names.push(name);
-        stats.push(toStat(st, r.mount.slot));
+        stats.push(toStat(this.scratch, r.mount.slot));
       }
       return { names, stats };
     } finally {
-      if (fd !== r.mount.rootFd) fs.closeSync(fd);
+      fs.closeSync(fd);
     }
   }
 
   mkdir(c: Caller, r: Route, mode: number): void {
     this.writable(r);
     this.at(r, (e) => {
-      fs.mkdirSync(e.path, mode & 0o7777);
+      host(this.ops.mkdirAt(e.dirFd, e.name, mode & 0o7777));
       this.settleNew(e, c, mode);
     });
   }
 
+  /** Regular files, fifos and sockets (a socket inode, as bind(2) would leave); no device nodes. */
   mknod(c: Caller, r: Route, mode: number, _rdev: number): void {
     this.writable(r);
+    if (!MKNOD_TYPES.has(mode & S_IFMT)) throw new FsError(Errno.EPERM, 'device nodes are not created in native mounts');
     this.at(r, (e) => {
-      const type = mode & S_IFMT;
-      if (type === S_IFREG) {
-        const fd = fs.openSync(e.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0o7777);
-        try { this.settleNew(e, c, mode, fd); } finally { fs.closeSync(fd); }
-      } else if (type === S_IFIFO) {
-        makeFifo(e, mode & 0o7777);
-        this.settleNew(e, c, mode);
-      } else if (type === S_IFSOCK) {
-        throw new FsError(Errno.EOPNOTSUPP);
-      } else {
-        throw new FsError(Errno.EPERM, 'device nodes are not created in native mounts');
-      }
+      host(this.ops.mknodAt(e.dirFd, e.name, mode & (S_IFMT | 0o7777), 0));
+      this.settleNew(e, c, mode);
     });
   }
 
@@ -398,39 +352,42 @@ export class NativeFs {
     this.at(r, (e) => {
       // The target is stored as text and never followed by the shim; the kernel resolves it
       // for the caller, inside the caller's view (the mount), not the host's.
-      fs.symlinkSync(hostBytes(target), e.path);
+      host(this.ops.symlinkAt(target, e.dirFd, e.name));
       this.settleNew(e, c, 0); // owner only: a symlink has no mode of its own
     });
   }
 
   readlink(r: Route): string {
-    return this.at(r, (e) => fs.readlinkSync(e.path, { encoding: 'buffer' }).toString('latin1'));
+    return this.at(r, (e) => {
+      const target = this.ops.readlinkAt(e.dirFd, e.name);
+      return typeof target === 'string' ? target : String(host(target));
+    });
   }
 
   unlink(r: Route): void {
     this.writable(r);
     if (r.rel === '') throw new FsError(Errno.EBUSY);
-    this.at(r, (e) => fs.unlinkSync(e.path));
+    this.at(r, (e) => host(this.ops.unlinkAt(e.dirFd, e.name, 0)));
   }
 
   rmdir(r: Route): void {
     this.writable(r);
     if (r.rel === '') throw new FsError(Errno.EBUSY);
-    this.at(r, (e) => fs.rmdirSync(e.path));
+    this.at(r, (e) => host(this.ops.unlinkAt(e.dirFd, e.name, AT_REMOVEDIR)));
   }
 
   /** Both routes are in this mount (the router answers EXDEV otherwise). */
   rename(from: Route, to: Route): void {
     this.writable(from);
     if (from.rel === '' || to.rel === '') throw new FsError(Errno.EBUSY);
-    this.at(from, (a) => this.at(to, (b) => fs.renameSync(a.path, b.path)));
+    this.at(from, (a) => this.at(to, (b) => host(this.ops.renameAt(a.dirFd, a.name, b.dirFd, b.name))));
   }
 
   link(from: Route, to: Route): void {
     this.writable(from);
     if (to.rel === '') throw new FsError(Errno.EEXIST);
     // link(2) does not follow a symlink given as the existing name: the link is to the symlink.
-    this.at(from, (a) => this.at(to, (b) => fs.linkSync(a.path, b.path)));
+    this.at(from, (a) => this.at(to, (b) => host(this.ops.linkAt(a.dirFd, a.name, b.dirFd, b.name))));
   }
 
   // --- file data --------------------------------------------------------------------------
@@ -438,7 +395,7 @@ export class NativeFs {
   create(c: Caller, r: Route, mode: number, flags: number): number {
     this.writable(r);
     return this.at(r, (e) => {
-      const fd = fs.openSync(e.path, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 0o7777);
+      const fd = host(this.ops.openAt(e.dirFd, e.name, flags | O_CREAT, mode & 0o7777));
       try {
         this.settleNew(e, c, mode, fd);
       } catch (err) {
@@ -451,7 +408,7 @@ export class NativeFs {
 
   open(r: Route, flags: number): number {
     if (writes(flags)) this.writable(r);
-    return this.at(r, (e) => this.newHandle(fs.openSync(e.path, (flags & ~O_CREAT) | O_NOFOLLOW | O_CLOEXEC), r.mount));
+    return this.at(r, (e) => this.newHandle(host(this.ops.openAt(e.dirFd, e.name, flags & ~O_CREAT, 0)), r.mount));
   }
 
   read(fh: number, buf: Buffer, length: number, offset: number): number {
@@ -474,7 +431,7 @@ export class NativeFs {
   }
 
   fsyncdir(r: Route): void {
-    const fd = this.at(r, (e) => fs.openSync(e.path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    const fd = this.openDir(r, O_RDONLY);
     try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
   }
 
@@ -491,7 +448,7 @@ export class NativeFs {
 
   truncate(r: Route, size: number): void {
     this.writable(r);
-    const fd = this.at(r, (e) => fs.openSync(e.path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+    const fd = this.at(r, (e) => host(this.ops.openAt(e.dirFd, e.name, O_WRONLY, 0)));
     try { fs.ftruncateSync(fd, size); } finally { fs.closeSync(fd); }
   }
 
@@ -501,27 +458,35 @@ export class NativeFs {
     fs.ftruncateSync(h.fd, size);
   }
 
-  // --- extended attributes: not reachable from Node without an addon -------------------------
+  // --- extended attributes: the host's own, on the entry itself (never a symlink's target) ----
 
-  xattr(r: Route, changes: boolean): never {
-    if (changes) this.writable(r);
-    this.getattr(r); // ENOENT first, like the host
-    throw new FsError(Errno.EOPNOTSUPP);
+  getxattr(r: Route, attr: string): Buffer {
+    return this.at(r, (e) => this.sized((buf) => this.ops.getXattrAt(e.dirFd, e.name, attr, buf)));
   }
-}
 
-/**
- * Node has no mkfifo(3): mkfifo(1) makes one under a plain temporary name in the parent
- * (handed over as its fd 3), and link(2) gives it the real name, which fails with EEXIST
- * like mknod when the name is taken and keeps names with any bytes exact.
- */
-function makeFifo(e: Entry, mode: number): void {
-  const tmp = `.tarbox-fifo-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const res = spawnSync('mkfifo', ['-m', mode.toString(8), '--', `/proc/self/fd/3/${tmp}`], { stdio: ['ignore', 'ignore', 'pipe', e.dirFd] });
-  if (res.status !== 0) throw new FsError(Errno.EIO, `mkfifo: ${String(res.stderr).trim()}`);
-  try {
-    fs.linkSync(procPath(e.dirFd, tmp), e.path);
-  } finally {
-    fs.unlinkSync(procPath(e.dirFd, tmp));
+  /** Names as FUSE spells them (latin1), from the host's NUL-separated list. */
+  listxattr(r: Route): string[] {
+    const list = this.at(r, (e) => this.sized((buf) => this.ops.listXattrAt(e.dirFd, e.name, buf)));
+    return list.toString('latin1').split('\0').slice(0, -1);
+  }
+
+  setxattr(r: Route, attr: string, value: Buffer, flags: number): void {
+    this.writable(r);
+    this.at(r, (e) => host(this.ops.setXattrAt(e.dirFd, e.name, attr, value, flags)));
+  }
+
+  removexattr(r: Route, attr: string): void {
+    this.writable(r);
+    this.at(r, (e) => host(this.ops.removeXattrAt(e.dirFd, e.name, attr)));
+  }
+
+  /** A value of unknown size: ask the size, then fetch; again if it grew meanwhile (ERANGE). */
+  private sized(call: (buf: Buffer) => number): Buffer {
+    for (;;) {
+      const size = host(call(Buffer.alloc(0)));
+      const buf = Buffer.alloc(size);
+      const got = size === 0 ? 0 : call(buf);
+      if (got !== -Errno.ERANGE) return buf.subarray(0, host(got));
+    }
   }
 }
