@@ -1,8 +1,10 @@
 // Audit context of SQL callers (issue #4): tarbox.with_caller gives a change's row the calling
 // process in the same statement; at level "all" lookups and listings through SQL log one row
-// per API call (ls and stat included), none at "writes" and none for mount sessions.
+// per API call (ls and stat included), none at "writes" and none for mount sessions; failures
+// of SQL callers leave a row with their errno, written through the audit writer's own
+// connection (dblink), which a tenant can neither aim at another tenant nor use itself.
 import test, { type ExecutionContext } from 'ava';
-import { client } from '../helpers/database.js';
+import { client, tenantLogin } from '../helpers/database.js';
 import { P, useDatabase, type Fs } from '../db/_support.js';
 
 const env = useDatabase(test);
@@ -102,4 +104,78 @@ test('lookups are not logged at level "writes", nor for mount sessions at "all",
   const mount = client(env.db.url, { max: 1, connection: { 'tarbox.tenant_id': String(fs.tenantId), 'tarbox.interface': 'fuse' } });
   t.teardown(() => mount.end({ timeout: 5 }));
   t.deepEqual(await added(fs, () => quiet(mount)), []);
+});
+
+test('a failed change of a SQL caller leaves one row with its errno, even when its transaction rolls back', async (t) => {
+  const fs = await tenant(t);
+  await fs.file('/f', 'x');
+  await fs.mkdir('/full');
+  await fs.file('/full/x', 'x');
+  const rows = await added(fs, async () => {
+    await t.throwsAsync(fs.unlink('/missing'), { code: 'TBNOE' });
+    await t.throwsAsync(fs.rmdir('/full'), { code: 'TBNEM' });
+    await t.throwsAsync(fs.sql`select tarbox.truncate_ino(999999999, 0)`, { code: 'TBNOE' });
+    await t.throwsAsync(fs.sql.begin(async (tx) => {
+      await tx`select tarbox.mkdir(${P('/made')})`;           // rolled back: no row
+      await tx`select tarbox.rename(${P('/f')}, ${P('/no/such/dir')})`;
+    }), { code: 'TBNOE' });
+  });
+  t.deepEqual(rows.map((e) => [e.operation, e.path, e.errno, e.result, e.interface]), [
+    ['unlink', '/missing', 2, 'ENOENT', 'sql'],
+    ['rmdir', '/full', 39, 'ENOTEMPTY', 'sql'],
+    ['truncate', null, 2, 'ENOENT', 'sql'],
+    ['rename', '/no/such/dir', 2, 'ENOENT', 'sql'],
+  ]);
+  t.is(rows[0].detail, 'no such file or directory: /missing');
+  t.false(await fs.exists('/made'));
+});
+
+test('failed lookups and reads are logged at level "all" only; questions and handled errors never', async (t) => {
+  const fs = await tenant(t);
+  await fs.file('/f', 'x');
+  await fs.mkdir('/d');
+  const probe = async () => {
+    await t.throwsAsync(fs.sql`select tarbox.read_file('/missing')`, { code: 'TBNOE' });
+    await t.throwsAsync(fs.sql`select * from tarbox.readdir(${P('/f')})`, { code: 'TBNDR' });
+    await t.throwsAsync(fs.attr('/missing'), { code: 'TBNOE' });                 // a question
+    await t.throwsAsync(fs.getxattr('/f', 'user.none'), { code: 'TBNOD' });      // a question
+    await fs.sql`select tarbox.write_file('/f', ${Buffer.from('y')})`;          // exists: no failed create
+    await fs.sql`select tarbox.make_directory('/d/e/f', true)`;                 // /d exists: no failed mkdir
+  };
+  t.deepEqual((await added(fs, probe)).map((e) => [e.operation, e.errno]), [
+    ['truncate', null], ['write', null], ['mkdir', null], ['mkdir', null],
+  ]);
+  await fs.sql`select tarbox.set_audit_level('all')`;
+  await fs.sql`select tarbox.remove('/d/e', true)`;
+  t.deepEqual((await added(fs, probe)).filter((e) => e.errno !== null).map((e) => [e.operation, e.path, e.result]), [
+    ['read', '/missing', 'ENOENT'], ['readdir', '/f', 'ENOTDIR'],
+  ]);
+});
+
+test('sessions that are a mount or the CLI log their own failures: no second row', async (t) => {
+  const fs = await tenant(t);
+  for (const iface of ['fuse', 'cli']) {
+    const sql = client(env.db.url, { max: 1, connection: { 'tarbox.tenant_id': String(fs.tenantId), 'tarbox.interface': iface } });
+    t.teardown(() => sql.end({ timeout: 5 }));
+    t.deepEqual(await added(fs, () => t.throwsAsync(sql`select tarbox.unlink(${P('/missing')})`, { code: 'TBNOE' })), [], iface);
+  }
+});
+
+test('a tenant\'s own login: its failures are logged whatever it claims, only into its own tenant, and it cannot write or read the log around the API', async (t) => {
+  const a = await tenant(t);
+  const b = await tenant(t);
+  const login = await tenantLogin(env.db.sql, env.db.url, a.name, { connection: { 'tarbox.interface': 'fuse' } });
+  t.teardown(() => login.end({ timeout: 5 }));
+  const rows = await added(a, () => t.throwsAsync(login`select tarbox.unlink(${P('/missing')})`, { code: 'TBNOE' }));
+  t.like(rows[0], { operation: 'unlink', path: '/missing', errno: 2, interface: 'fuse' });
+  // aiming a failure row at tenant B lands it in A
+  const bBefore = (await events(b)).length;
+  const forged = await added(a, () => login`select tarbox_private.send_failure(${b.tenantId}, null, 'unlink', '/b-secret', 13, 0, 0, 0, 'x', 'sql', 'forged')`);
+  t.deepEqual(forged.map((e) => [e.operation, e.path, e.detail]), [['unlink', '/b-secret', 'forged']]);
+  t.is((await events(b)).length, bBefore);
+  // the writer's procedure, its password and dblink itself are the owner's
+  await t.throwsAsync(login`call tarbox_private.record_failure(${b.tenantId}, null, 'unlink', '/x', 2, 0, 0, 0, 'x', 'sql', 'forged')`, { code: '42501' });
+  await t.throwsAsync(login`select * from tarbox_private.audit_failure_writer`, { code: '42501' });
+  await t.throwsAsync(login`select tarbox_dblink.dblink_exec('dbname=postgres', 'select 1')`, { code: '42501' });
+  await t.throwsAsync(login`delete from tarbox_private.audit_events`, { code: '42501' });
 });

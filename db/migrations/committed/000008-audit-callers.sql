@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:d52f30be3235bfb0665780dc6d9e0bad9b5a2269
+--! Hash: sha1:764a9305abcea3f7944e74a46a5b51f48a90089b
 --! Message: audit callers
 
 --! split: 001-with-caller.sql
@@ -211,5 +211,256 @@ begin
     tarbox_private.ns_time(v_attr.ctime_sec, v_attr.ctime_nsec),
     case when (v_attr.mode & 61440) = 40960
          then tarbox_private.name_text(tarbox.readlink(convert_to(p_path, 'UTF8'))) end;
+end
+$$;
+
+--! split: 003-failures-of-sql-callers.sql
+-- Failed operations of SQL callers, with their errno (issue #4). A failing statement rolls
+-- back with its transaction, and PostgreSQL has no autonomous transactions; the one sound
+-- way to keep a row of a failure from inside the failing transaction is to write it through
+-- another connection: dblink, which ships with PostgreSQL's contrib (and the embedded
+-- server). Where dblink cannot be installed (it needs a superuser once) or connect, nothing
+-- changes: failures of SQL callers are not logged and every error stays exactly as it was.
+--
+-- * Where: tarbox_private.fail, the one place Tarbox's own errors are raised, logs before it
+--   raises. Errors PostgreSQL raises itself (privileges, bad input syntax, timeouts) are not
+--   logged. The row names the primitive function that failed (the innermost tarbox function:
+--   write_file's create, remove's getattr), as change rows do.
+-- * Who: sessions of SQL callers. The mount and the CLI log their own failures (with the
+--   caller's pid): an admin session that says it is one (tarbox.interface fuse or cli) is
+--   skipped; a tenant's own login is always logged, whatever it claims.
+-- * No forgery, no deletion: the row is written by a login role of its own whose password
+--   only the owner can read, through a security definer function that takes the tenant from
+--   the session's login, not from the caller (a tenant can log failures of its own tenant
+--   only, as tarbox.log_operation already lets it). Nothing gains update or delete.
+-- * No row for a change that rolled back: a failure changed nothing; rows of changes are
+--   still written only in the change's own transaction.
+
+create schema tarbox_dblink;
+comment on schema tarbox_dblink is 'dblink, for the audit rows of failed operations (owner only: tenants must not open connections from the server).';
+revoke all on schema tarbox_dblink from public;
+
+-- The login that writes failure rows, and its password (readable by the owner only).
+create table tarbox_private.audit_failure_writer (
+  singleton boolean primary key default true constraint audit_failure_writer_singleton check (singleton),
+  role_name text not null,
+  password text not null
+);
+comment on table tarbox_private.audit_failure_writer is 'The login role through which failures of SQL callers are logged (dblink), and its password. Owner only.';
+revoke all on tarbox_private.audit_failure_writer from public, tarbox_tenants;
+
+do $$
+declare
+  v_role text := 'tarbox_audit_' || substr(md5(gen_random_uuid()::text), 1, 8);
+  v_password text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+begin
+  create extension if not exists dblink schema tarbox_dblink;
+  execute format('create role %I login password %L', v_role, v_password);
+  insert into tarbox_private.audit_failure_writer (role_name, password) values (v_role, v_password);
+exception when others then
+  -- no dblink, or not allowed to install it or to create roles: failures of SQL callers are
+  -- not logged (docs/audit.md); everything else works as before
+  raise notice 'tarbox: failures of SQL callers will not be logged: %', sqlerrm;
+end
+$$;
+
+-- Written by the writer's connection: one failure row, as it was given. A procedure, as
+-- dblink_exec refuses a statement that returns a row.
+create procedure tarbox_private.record_failure(p_tenant_id bigint, p_layer_id bigint, p_operation text,
+  p_path text, p_errno integer, p_uid integer, p_gid integer, p_pid integer, p_node text, p_interface text,
+  p_detail text)
+language sql security definer set search_path = pg_catalog, tarbox_private as $$
+  insert into tarbox_private.audit_events (tenant_id, layer_id, operation, path, ino, errno, uid, gid, pid,
+    node, interface, detail)
+  values (p_tenant_id, p_layer_id, p_operation, p_path, null, p_errno, p_uid, p_gid, p_pid, p_node, p_interface,
+    p_detail)
+$$;
+revoke execute on procedure tarbox_private.record_failure from public, tarbox_tenants;
+do $$
+begin
+  execute format('grant usage on schema tarbox_private to %I', (select role_name from tarbox_private.audit_failure_writer));
+  execute format('grant execute on procedure tarbox_private.record_failure to %I', (select role_name from tarbox_private.audit_failure_writer));
+exception when others then
+  null; -- no writer (see above)
+end
+$$;
+
+-- A libpq connection string value, quoted.
+create function tarbox_private.conninfo_value(p_value text) returns text
+language sql immutable strict parallel safe as $$
+  select '''' || replace(replace(p_value, '\', '\\'), '''', '\''') || ''''
+$$;
+
+-- Sends one failure row through the writer's connection. The tenant comes from the session's
+-- login: a tenant's own role logs into its own tenant whatever it passes; only an admin
+-- login (the owner, or a superuser) may name the tenant (its session setting).
+create function tarbox_private.send_failure(p_tenant_id bigint, p_layer_id bigint, p_operation text,
+  p_path text, p_errno integer, p_uid integer, p_gid integer, p_pid integer, p_node text, p_interface text,
+  p_detail text)
+returns void
+language plpgsql volatile security definer set search_path = pg_catalog, tarbox_private, tarbox_dblink as $$
+declare
+  v_writer tarbox_private.audit_failure_writer;
+  v_tenant_id bigint;
+  v_layer_id bigint;
+  v_host text := coalesce(host(inet_server_addr()), nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), 'localhost');
+begin
+  select * into v_writer from tarbox_private.audit_failure_writer;
+  if v_writer.role_name is null then
+    return;
+  end if;
+  select r.tenant_id into v_tenant_id from tarbox_private.tenant_roles r where r.role_name = session_user;
+  if v_tenant_id is null then
+    if not pg_has_role(session_user, (select nspowner from pg_namespace where nspname = 'tarbox_private'), 'member') then
+      return;
+    end if;
+    v_tenant_id := p_tenant_id;
+  end if;
+  v_layer_id := case when v_tenant_id = p_tenant_id then p_layer_id end;
+  perform dblink_exec(
+    format('host=%s port=%s dbname=%s user=%s password=%s application_name=tarbox-audit-failure connect_timeout=5 options=%s',
+           tarbox_private.conninfo_value(v_host), current_setting('port'), tarbox_private.conninfo_value(current_database()),
+           tarbox_private.conninfo_value(v_writer.role_name), tarbox_private.conninfo_value(v_writer.password),
+           tarbox_private.conninfo_value('-c lock_timeout=2000 -c statement_timeout=5000')),
+    format('call tarbox_private.record_failure(%s, %s, %L, %L, %s, %s, %s, %s, %L, %L, %L)',
+           v_tenant_id, coalesce(v_layer_id::text, 'null'), p_operation, p_path, coalesce(p_errno::text, 'null'),
+           coalesce(p_uid::text, 'null'), coalesce(p_gid::text, 'null'), coalesce(p_pid::text, 'null'),
+           p_node, p_interface, p_detail));
+end
+$$;
+comment on function tarbox_private.send_failure is 'Log a failure row through a connection of its own (dblink as the audit writer role), so that it outlives the failing transaction. The tenant is the session login''s.';
+
+-- The operation a failing API function performs, as audit rows name it.
+create function tarbox_private.operation_of_function(p_function text) returns text
+language sql immutable parallel safe as $$
+  select case p_function
+    when 'create_and_stat_dir' then 'create' when 'unlink_and_stat_dir' then 'unlink'
+    when 'write_ino' then 'write' when 'append_ino' then 'write' when 'commit_blocks' then 'write'
+    when 'truncate_ino' then 'truncate' when 'read_ino' then 'read' when 'getattr_ino' then 'getattr'
+    when 'lookup' then 'getattr' when 'stat' then 'getattr' when 'ls' then 'readdir'
+    when 'create_layer' then 'layer_create' when 'switch_layer' then 'layer_switch'
+    when 'delete_layer' then 'layer_delete' when 'write_file' then 'write' when 'make_directory' then 'mkdir'
+    when 'remove' then 'unlink'
+    else p_function end
+$$;
+
+-- The errno of a Tarbox SQLSTATE (docs/sql-api.md; shim/errors.ts maps the same).
+create function tarbox_private.errno_of(p_sqlstate text) returns integer
+language sql immutable parallel safe as $$
+  select case p_sqlstate when 'TBNOE' then 2 when 'TBEXI' then 17 when 'TBNDR' then 20 when 'TBISD' then 21
+    when 'TBNEM' then 39 when 'TBINV' then 22 when 'TBNTL' then 36 when 'TBFBG' then 27 when 'TBPRM' then 1
+    when 'TBACC' then 13 when 'TBNOD' then 61 when 'TBRNG' then 34 when 'TBLOP' then 40 when 'TBXDV' then 18
+    when 'TBBSY' then 16 when 'TBNSP' then 95 when 'TBBIG' then 7 when 'TBROF' then 30 when 'TBQTA' then 122
+    when 'TBNSC' then 28 else 5 end
+$$;
+
+-- Decides whether a failure about to be raised is logged, and logs it. Never changes the
+-- error: anything going wrong here is swallowed (a subtransaction, on failure paths only).
+create function tarbox_private.log_sql_failure(p_sqlstate text, p_message text) returns void
+language plpgsql volatile as $$
+declare
+  v_context text;
+  v_function text;
+  v_operation text;
+  v_tenant tarbox_private.tenants;
+begin
+  if p_sqlstate in ('TBNTS', 'TBTNT')   -- no tenant to log into
+     or (current_setting('tarbox.interface', true) in ('fuse', 'cli')
+         and not exists (select 1 from tarbox_private.tenant_roles where role_name = session_user)) then
+    return;   -- the mount and the CLI log their own failures, with the caller's pid
+  end if;
+  get diagnostics v_context = pg_context;
+  if regexp_count(v_context, '^PL/pgSQL function tarbox_private\.log_sql_failure\(', 1, 'n') > 1 then
+    return;   -- a failure while logging a failure
+  end if;
+  v_function := (regexp_match(v_context, '^PL/pgSQL function tarbox\."?([a-z_]+)"?\(', 'n'))[1];
+  if v_function is null then
+    return;   -- not raised by an API function
+  end if;
+  v_operation := tarbox_private.operation_of_function(v_function);
+  -- a missing name asked for directly is an answer, not a refusal (as on the mount)
+  if (v_operation, p_sqlstate) in (('getattr', 'TBNOE'), ('getxattr', 'TBNOD'), ('readlink', 'TBINV'))
+     and regexp_count(v_context, '^PL/pgSQL function tarbox\.', 1, 'n') = 1 then
+    return;
+  end if;
+  v_tenant := tarbox_private.current_tenant();
+  if v_tenant.audit_level = 'off' or (v_tenant.audit_level = 'writes' and not tarbox_private.is_change(v_operation)) then
+    return;
+  end if;
+  perform tarbox_private.send_failure(v_tenant.tenant_id, v_tenant.working_layer_id, v_operation,
+    -- the path the error names (messages end with it, escape-encoded)
+    tarbox_private.audit_path(decode((regexp_match(p_message, ': (/.*)$'))[1], 'escape')),
+    tarbox_private.errno_of(p_sqlstate),
+    tarbox_private.setting_int('tarbox.uid'), tarbox_private.setting_int('tarbox.gid'), tarbox_private.setting_int('tarbox.pid'),
+    coalesce(nullif(current_setting('tarbox.node', true), ''), nullif(current_setting('application_name'), '')),
+    coalesce(nullif(current_setting('tarbox.interface', true), ''), 'sql'),
+    p_message);
+exception when others then
+  return;
+end
+$$;
+comment on function tarbox_private.log_sql_failure is 'Log a failure of a SQL caller through the audit writer''s connection (it outlives the failing transaction): the innermost API function as the operation, the errno, the path the message names.';
+
+-- Redefined (000001): they asked create and mkdir and caught EEXIST, which would now log a
+-- failure that nobody saw. They look first; the handler stays for a name made concurrently
+-- since the lookup (then that create or mkdir did fail, and its row says so).
+create or replace function tarbox.write_file(p_path text, p_data bytea, p_mode integer default 420) returns bigint
+language plpgsql volatile as $$
+declare
+  v_path bytea := convert_to(p_path, 'UTF8');
+  v_exists boolean := exists (select 1 from tarbox.lookup(v_path));
+begin
+  if not v_exists then
+    begin
+      perform tarbox.create(v_path, p_mode);
+    exception when sqlstate 'TBEXI' then
+      v_exists := true;
+    end;
+  end if;
+  if v_exists then
+    perform tarbox.truncate(v_path, 0);
+  end if;
+  perform tarbox.write(v_path, 0, p_data);
+  return octet_length(p_data);
+end
+$$;
+
+create or replace function tarbox.make_directory(p_path text, p_parents boolean default false, p_mode integer default 493)
+returns void
+language plpgsql volatile as $$
+declare
+  v_prefix text := '';
+  v_part text;
+begin
+  if not p_parents then
+    perform tarbox.mkdir(convert_to(p_path, 'UTF8'), p_mode);
+    return;
+  end if;
+  foreach v_part in array string_to_array(trim(both '/' from p_path), '/') loop
+    continue when v_part = '';
+    v_prefix := v_prefix || '/' || v_part;
+    if not exists (select 1 from tarbox.lookup(convert_to(v_prefix, 'UTF8'))) then
+      begin
+        perform tarbox.mkdir(convert_to(v_prefix, 'UTF8'), p_mode);
+        continue;
+      exception when sqlstate 'TBEXI' then
+        null;   -- made concurrently since the lookup
+      end;
+    end if;
+    if not tarbox_private.is_dir((tarbox_private.resolve(tarbox_private.current_tenant(),
+                                    convert_to(v_prefix, 'UTF8'), true)).mode) then
+      perform tarbox_private.fail('TBNDR', format('not a directory: %s', v_prefix));
+    end if;
+  end loop;
+end
+$$;
+
+-- Redefined (000001): logs the failure of a SQL caller, then raises as before. Volatile now
+-- that it may write (it was immutable; every caller uses it in PERFORM).
+create or replace function tarbox_private.fail(p_sqlstate text, p_message text) returns void
+language plpgsql volatile as $$
+begin
+  perform tarbox_private.log_sql_failure(p_sqlstate, p_message);
+  raise exception using errcode = p_sqlstate, message = p_message;
 end
 $$;
