@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:764a9305abcea3f7944e74a46a5b51f48a90089b
+--! Hash: sha1:28179a294fb8dc0e52432e6c47ce022d4a79c011
 --! Message: audit callers
 
 --! split: 001-with-caller.sql
@@ -304,6 +304,7 @@ declare
   v_tenant_id bigint;
   v_layer_id bigint;
   v_host text := coalesce(host(inet_server_addr()), nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), 'localhost');
+  v_call text;
 begin
   select * into v_writer from tarbox_private.audit_failure_writer;
   if v_writer.role_name is null then
@@ -317,18 +318,38 @@ begin
     v_tenant_id := p_tenant_id;
   end if;
   v_layer_id := case when v_tenant_id = p_tenant_id then p_layer_id end;
-  perform dblink_exec(
-    format('host=%s port=%s dbname=%s user=%s password=%s application_name=tarbox-audit-failure connect_timeout=5 options=%s',
-           tarbox_private.conninfo_value(v_host), current_setting('port'), tarbox_private.conninfo_value(current_database()),
-           tarbox_private.conninfo_value(v_writer.role_name), tarbox_private.conninfo_value(v_writer.password),
-           tarbox_private.conninfo_value('-c lock_timeout=2000 -c statement_timeout=5000')),
-    format('call tarbox_private.record_failure(%s, %s, %L, %L, %s, %s, %s, %s, %L, %L, %L)',
-           v_tenant_id, coalesce(v_layer_id::text, 'null'), p_operation, p_path, coalesce(p_errno::text, 'null'),
-           coalesce(p_uid::text, 'null'), coalesce(p_gid::text, 'null'), coalesce(p_pid::text, 'null'),
-           p_node, p_interface, p_detail));
+  v_call := format('call tarbox_private.record_failure(%s, %s, %L, %L, %s, %s, %s, %s, %L, %L, %L)',
+    v_tenant_id, coalesce(v_layer_id::text, 'null'), p_operation, p_path, coalesce(p_errno::text, 'null'),
+    coalesce(p_uid::text, 'null'), coalesce(p_gid::text, 'null'), coalesce(p_pid::text, 'null'),
+    p_node, p_interface, p_detail);
+  -- The connection stays open for the rest of the session: opening one costs a backend start
+  -- and a SCRAM exchange (tens of ms under load), a row on an open one well under a ms.
+  -- One retry on a fresh connection if the kept one was lost.
+  for v_attempt in 1..2 loop
+    begin
+      if not coalesce('tarbox_audit_writer' = any (dblink_get_connections()), false) then
+        perform dblink_connect('tarbox_audit_writer',
+          format('host=%s port=%s dbname=%s user=%s password=%s application_name=tarbox-audit-writer connect_timeout=5 options=%s',
+                 tarbox_private.conninfo_value(v_host), current_setting('port'), tarbox_private.conninfo_value(current_database()),
+                 tarbox_private.conninfo_value(v_writer.role_name), tarbox_private.conninfo_value(v_writer.password),
+                 tarbox_private.conninfo_value('-c lock_timeout=2000 -c statement_timeout=5000')));
+      end if;
+      perform dblink_exec('tarbox_audit_writer', v_call);
+      return;
+    exception when others then
+      if v_attempt = 2 then
+        raise;
+      end if;
+      begin
+        perform dblink_disconnect('tarbox_audit_writer');
+      exception when others then
+        null;
+      end;
+    end;
+  end loop;
 end
 $$;
-comment on function tarbox_private.send_failure is 'Log a failure row through a connection of its own (dblink as the audit writer role), so that it outlives the failing transaction. The tenant is the session login''s.';
+comment on function tarbox_private.send_failure is 'Log a failure row through a connection of its own (dblink as the audit writer role, kept open for the session), so that it outlives the failing transaction. The tenant is the session login''s.';
 
 -- The operation a failing API function performs, as audit rows name it.
 create function tarbox_private.operation_of_function(p_function text) returns text
