@@ -5,7 +5,7 @@
 // names, negative entries), which every SQL result fills and every change drops; other
 // mounts' changes reach it as notices (notifications.ts).
 
-import type { AuditLog } from './audit.js';
+import { withCaller, type AuditLog } from './audit.js';
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
 import { MetadataCache, type MetadataCacheCounters } from './metadata-cache.js';
@@ -107,8 +107,7 @@ export class TarboxFs {
    * (tarbox.with_caller sets it in the same statement: no extra round trip, docs/audit.md).
    */
   private by(caller: Caller, pathOrIno: string | number) {
-    const value = typeof pathOrIno === 'string' ? this.sql`${bytes(pathOrIno)}` : this.sql`${pathOrIno}::bigint`;
-    return this.sql`tarbox.with_caller(${value}, ${caller.uid}, ${caller.gid}, ${caller.pid})`;
+    return withCaller(this.sql, caller, typeof pathOrIno === 'string' ? bytes(pathOrIno) : pathOrIno);
   }
 
   async chmod(caller: Caller, path: string, mode: number): Promise<void> {
@@ -315,7 +314,7 @@ export class TarboxFs {
     handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
-    const n = await this.files.write(handle.state, buf, offset, caller.uid, handle.append);
+    const n = await this.files.write(handle.state, buf, offset, caller, handle.append);
     handle.bytesWritten += n;
     return n;
   }

@@ -106,7 +106,7 @@ out(None)`);
   t.is(rows[5].interface, 'fuse');
 });
 
-test.serial('every change through the mount carries the calling process: uid, gid and pid', async (t) => {
+test.serial('every change through the mount carries the calling process: uid, gid and pid, writes and appends too', async (t) => {
   const m = writes!;
   await m.check('mkdir -m 777 callers');
   const before = (await events(m)).length;
@@ -127,12 +127,14 @@ with open('f', 'r+') as fh: os.ftruncate(fh.fileno(), 5)
 os.setxattr('f', 'user.k', b'v')
 os.removexattr('f', 'user.k')
 os.close(os.open('f', os.O_WRONLY | os.O_TRUNC))
+with open('f', 'w') as fh: fh.write('data')
+with open('f', 'a') as fh: fh.write('more')
 os.unlink('g')
 os.rmdir('d')
 out(os.getpid())`, { uid: 1000, gid: 1001 });
   const rows = (await events(m)).slice(before);
   t.deepEqual(rows.map((e) => e.operation), ['mkdir', 'mknod', 'create', 'symlink', 'link', 'rename', 'chmod', 'chown',
-    'utimens', 'truncate', 'truncate', 'setxattr', 'removexattr', 'truncate', 'unlink', 'rmdir']);
+    'utimens', 'truncate', 'truncate', 'setxattr', 'removexattr', 'truncate', 'truncate', 'write', 'write', 'unlink', 'rmdir']);
   for (const row of rows) t.like(row, { uid: 1000, gid: 1001, pid, errno: null }, row.operation);
 });
 

@@ -145,6 +145,15 @@ test('failed lookups and reads are logged at level "all" only; questions and han
   t.deepEqual((await added(fs, probe)).map((e) => [e.operation, e.errno]), [
     ['truncate', null], ['write', null], ['mkdir', null], ['mkdir', null],
   ]);
+  // a lookup inside another API function fails that function (remove: unlink, write_file: write)
+  const failed = await added(fs, async () => {
+    await t.throwsAsync(fs.sql`select tarbox.remove('/missing')`, { code: 'TBNOE' });
+    await t.throwsAsync(fs.sql`select tarbox.write_file('/no-dir/x', ${Buffer.from('y')})`, { code: 'TBNOE' });
+    await t.throwsAsync(fs.sql`select * from tarbox.stat('/missing')`, { code: 'TBNOE' });   // a question
+  });
+  t.deepEqual(failed.map((e) => [e.operation, e.path, e.result]), [
+    ['unlink', '/missing', 'ENOENT'], ['write', '/no-dir/x', 'ENOENT'],
+  ]);
   await fs.sql`select tarbox.set_audit_level('all')`;
   await fs.sql`select tarbox.remove('/d/e', true)`;
   t.deepEqual((await added(fs, probe)).filter((e) => e.errno !== null).map((e) => [e.operation, e.path, e.result]), [

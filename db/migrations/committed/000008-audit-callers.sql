@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:28179a294fb8dc0e52432e6c47ce022d4a79c011
+--! Hash: sha1:184d70ab37d9d9b90f53f98fcb1a09264d14eb1f
 --! Message: audit callers
 
 --! split: 001-with-caller.sql
@@ -394,14 +394,20 @@ begin
   if regexp_count(v_context, '^PL/pgSQL function tarbox_private\.log_sql_failure\(', 1, 'n') > 1 then
     return;   -- a failure while logging a failure
   end if;
-  v_function := (regexp_match(v_context, '^PL/pgSQL function tarbox\."?([a-z_]+)"?\(', 'n'))[1];
+  -- The innermost API function on the stack is the primitive that failed (write_file's
+  -- create), except a lookup made inside another API function (remove's or write_file's
+  -- look before they act): that failure is the caller's (remove: unlink, write_file: write).
+  select f.name into v_function
+    from regexp_matches(v_context, '^PL/pgSQL function tarbox\."?([a-z_]+)"?\(', 'gn') with ordinality as m(match, depth)
+   cross join lateral (select m.match[1] as name) f
+   order by f.name in ('lookup', 'getattr'), m.depth
+   limit 1;
   if v_function is null then
     return;   -- not raised by an API function
   end if;
   v_operation := tarbox_private.operation_of_function(v_function);
-  -- a missing name asked for directly is an answer, not a refusal (as on the mount)
-  if (v_operation, p_sqlstate) in (('getattr', 'TBNOE'), ('getxattr', 'TBNOD'), ('readlink', 'TBINV'))
-     and regexp_count(v_context, '^PL/pgSQL function tarbox\.', 1, 'n') = 1 then
+  -- a missing name asked about is an answer, not a refusal (as on the mount)
+  if (v_operation, p_sqlstate) in (('getattr', 'TBNOE'), ('getxattr', 'TBNOD'), ('readlink', 'TBINV')) then
     return;
   end if;
   v_tenant := tarbox_private.current_tenant();
