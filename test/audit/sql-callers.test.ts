@@ -5,31 +5,12 @@
 // connection (dblink), which a tenant can neither aim at another tenant nor use itself.
 import test, { type ExecutionContext } from 'ava';
 import { client, tenantLogin } from '../helpers/database.js';
-import { P, useDatabase, type Fs } from '../db/_support.js';
+import { P, useDatabase } from '../db/_support.js';
+import { added, auditTenant, events } from './_support.js';
 
 const env = useDatabase(test);
 
-interface Event {
-  operation: string; path: string | null; ino: number | null; result: string; errno: number | null;
-  uid: number | null; gid: number | null; pid: number | null; interface: string; detail: string | null;
-}
-
-async function events(fs: Fs): Promise<Event[]> {
-  const rows = await fs.sql<Event[]>`select * from tarbox.audit_log(p_limit => null) where operation <> 'tenant_create'`;
-  return rows.reverse();
-}
-
-async function added(fs: Fs, fn: () => Promise<unknown>): Promise<Event[]> {
-  const before = (await events(fs)).length;
-  await fn();
-  return (await events(fs)).slice(before);
-}
-
-async function tenant(t: ExecutionContext, level = 'writes'): Promise<Fs> {
-  const fs = await env.tenant(t);
-  await fs.sql`select tarbox.set_audit_level(${level})`;
-  return fs;
-}
+const tenant = (t: ExecutionContext, level?: string) => auditTenant(env, t, level);
 
 test('with_caller names the caller of the change made in the same statement, and of nothing after it', async (t) => {
   const fs = await tenant(t);
