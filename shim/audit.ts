@@ -9,6 +9,7 @@
 //   a 36% slowdown of create+unlink; batched, a row costs an insert. They are sent at unmount;
 //   a crash of the mount process loses at most the last batch.
 import type { Caller } from './fuse/binding.js';
+import type { TransactionSql } from 'postgres';
 import type { Sql } from './database.js';
 import { Errno } from './errors.js';
 
@@ -49,6 +50,16 @@ interface Entry {
 }
 
 const bytes = (path: string) => Buffer.from(path, 'latin1');
+
+/**
+ * An argument of a change call (a path as bytes, or an inode number) that also names the
+ * calling process for the change's audit row: tarbox.with_caller sets it in the same
+ * statement, before the function runs (no extra round trip, docs/audit.md).
+ */
+export function withCaller(sql: Sql | TransactionSql<Record<string, never>>, caller: Caller, value: Buffer | number) {
+  const arg = typeof value === 'number' ? sql`${value}::bigint` : sql`${value}`;
+  return sql`tarbox.with_caller(${arg}, ${caller.uid}, ${caller.gid}, ${caller.pid})`;
+}
 const base64 = (path: string) => bytes(path).toString('base64');
 
 /** Native-mount ops that move data through an open handle: one row per call would be too many. */

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import { copyHeader, copyTrailer, copyTuple, CopyBinaryParser } from './copy-binary.js';
+import { withCaller } from './audit.js';
 import type { Sql } from './database.js';
+import type { Caller } from './fuse/binding.js';
 
 export function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
@@ -124,7 +126,7 @@ export class ChunkStore {
     ino: number,
     blocks: { blockNo: number; data: Buffer | null; hash: Buffer | null }[],
     end: number,
-    uid: number,
+    writer: Caller,
   ): Promise<T> {
     const present = blocks.filter((b) => b.hash !== null);
     return (await this.data.begin(async (tx) => {
@@ -148,8 +150,8 @@ export class ChunkStore {
         await once(stream, 'finish');
       }
       const [attr] = await tx`
-        select * from tarbox.commit_blocks(${ino}, ${tx.array(blocks.map((b) => b.blockNo), 20)},
-                                           ${tx.array(blocks.map((b) => b.hash) as Buffer[], 17)}, ${end}, ${uid})`;
+        select * from tarbox.commit_blocks(${withCaller(tx, writer, ino)}, ${tx.array(blocks.map((b) => b.blockNo), 20)},
+                                           ${tx.array(blocks.map((b) => b.hash) as Buffer[], 17)}, ${end}, ${writer.uid})`;
       for (const block of present) this.cache.set(block.hash!.toString('hex'), block.data!);
       return attr;
     })) as T;

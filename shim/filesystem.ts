@@ -5,7 +5,7 @@
 // names, negative entries), which every SQL result fills and every change drops; other
 // mounts' changes reach it as notices (notifications.ts).
 
-import type { AuditLog } from './audit.js';
+import { withCaller, type AuditLog } from './audit.js';
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
 import { MetadataCache, type MetadataCacheCounters } from './metadata-cache.js';
@@ -104,26 +104,34 @@ export class TarboxFs {
     return attr;
   }
 
-  async chmod(path: string, mode: number): Promise<void> {
+  /**
+   * A path (or inode) argument that also names the calling process for the audit row of the change
+   * (tarbox.with_caller sets it in the same statement: no extra round trip, docs/audit.md).
+   */
+  private by(caller: Caller, pathOrIno: string | number) {
+    return withCaller(this.sql, caller, typeof pathOrIno === 'string' ? bytes(pathOrIno) : pathOrIno);
+  }
+
+  async chmod(caller: Caller, path: string, mode: number): Promise<void> {
     await this.settle(path);
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.chmod(${bytes(path)}, ${mode})`;
+    const [attr] = await this.sql`select * from tarbox.chmod(${this.by(caller, path)}, ${mode})`;
     this.remember(path, attr as Attr, token);
   }
 
-  async chown(path: string, uid: number, gid: number): Promise<void> {
+  async chown(caller: Caller, path: string, uid: number, gid: number): Promise<void> {
     await this.settle(path);
     // fuse passes (uid_t)-1 as 4294967295
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.chown(${bytes(path)}, ${uid | 0}, ${gid | 0})`;
+    const [attr] = await this.sql`select * from tarbox.chown(${this.by(caller, path)}, ${uid | 0}, ${gid | 0})`;
     this.remember(path, attr as Attr, token);
   }
 
-  async utimens(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void> {
+  async utimens(caller: Caller, path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): Promise<void> {
     await this.settle(path);
     const token = this.attrs.begin();
     const [attr] = await this.sql`
-      select * from tarbox.utimens(${bytes(path)}, ${atimeSec}, ${atimeNsec}, ${mtimeSec}, ${mtimeNsec})`;
+      select * from tarbox.utimens(${this.by(caller, path)}, ${atimeSec}, ${atimeNsec}, ${mtimeSec}, ${mtimeNsec})`;
     this.remember(path, attr as Attr, token);
   }
 
@@ -165,7 +173,7 @@ export class TarboxFs {
 
   async mkdir(caller: Caller, path: string, mode: number): Promise<void> {
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.mkdir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+    const [attr] = await this.sql`select * from tarbox.mkdir(${this.by(caller, path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
     this.attrs.setListing((attr as Attr).ino, [], token); // new, so empty: creates in it need no lookup
     this.attrs.forgetParentOf(path);
@@ -174,7 +182,7 @@ export class TarboxFs {
   async mknod(caller: Caller, path: string, mode: number, rdev: number): Promise<void> {
     const token = this.attrs.begin();
     const [attr] = await this.sql`
-      select * from tarbox.mknod(${bytes(path)}, ${mode}, ${rdev}, ${caller.uid}, ${caller.gid})`;
+      select * from tarbox.mknod(${this.by(caller, path)}, ${mode}, ${rdev}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
     this.attrs.forgetParentOf(path);
   }
@@ -182,7 +190,7 @@ export class TarboxFs {
   async symlink(caller: Caller, target: string, path: string): Promise<void> {
     const token = this.attrs.begin();
     const [attr] = await this.sql`
-      select * from tarbox.symlink(${bytes(target)}, ${bytes(path)}, ${caller.uid}, ${caller.gid})`;
+      select * from tarbox.symlink(${bytes(target)}, ${this.by(caller, path)}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
     this.attrs.forgetParentOf(path);
   }
@@ -192,9 +200,9 @@ export class TarboxFs {
     return (row.target as Buffer).toString('latin1');
   }
 
-  async link(existing: string, path: string): Promise<void> {
+  async link(caller: Caller, existing: string, path: string): Promise<void> {
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.link(${bytes(existing)}, ${bytes(path)})`;
+    const [attr] = await this.sql`select * from tarbox.link(${bytes(existing)}, ${this.by(caller, path)})`;
     this.remember(path, attr as Attr, token); // the inode's new nlink and ctime, for every name
     this.attrs.forgetParentOf(path);
   }
@@ -218,21 +226,21 @@ export class TarboxFs {
   async unlink(caller: Caller, path: string): Promise<void> {
     const open = this.openAt(path);
     const token = this.attrs.begin();
-    const [dir] = await this.sql`select * from tarbox.unlink_and_stat_dir(${bytes(path)}, ${caller.uid}, ${open !== undefined})`;
+    const [dir] = await this.sql`select * from tarbox.unlink_and_stat_dir(${this.by(caller, path)}, ${caller.uid}, ${open !== undefined})`;
     if (open) this.orphan(open, path);
     this.remember(dirOf(path), dir as Attr, token); // before removed(), which starts a new generation
     this.attrs.removed(path);
   }
 
   async rmdir(caller: Caller, path: string): Promise<void> {
-    await this.sql`select tarbox.rmdir(${bytes(path)}, ${caller.uid})`;
+    await this.sql`select tarbox.rmdir(${this.by(caller, path)}, ${caller.uid})`;
     this.attrs.removed(path);
     this.attrs.forgetParentOf(path);
   }
 
   async rename(caller: Caller, from: string, to: string): Promise<void> {
     const replaced = this.openAt(to);
-    await this.sql`select tarbox.rename(${bytes(from)}, ${bytes(to)}, 0, ${caller.uid}, ${replaced !== undefined})`;
+    await this.sql`select tarbox.rename(${bytes(from)}, ${this.by(caller, to)}, 0, ${caller.uid}, ${replaced !== undefined})`;
     if (replaced) this.orphan(replaced, to);
     // names are cached by directory inode, so what lies below a moved directory stays valid;
     // the two names, the moved and the replaced inode (ctime, nlink) and both parents change
@@ -279,7 +287,7 @@ export class TarboxFs {
     const token = this.attrs.begin();
     // the directory's new attributes come back too: the kernel asks for them before the next create
     const [attr, dir] = await this.sql`
-      select * from tarbox.create_and_stat_dir(${bytes(path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
+      select * from tarbox.create_and_stat_dir(${this.by(caller, path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
     this.remember(dirOf(path), dir as Attr, token);
     return this.newHandle(caller, this.files.open(attr as Attr), path, flags);
@@ -289,7 +297,7 @@ export class TarboxFs {
     const truncating = (flags & 0o1000) !== 0 && (flags & 3) !== 0;
     if (truncating) await this.settle(path);
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.open(${bytes(path)}, ${flags}, ${caller.uid})`;
+    const [attr] = await this.sql`select * from tarbox.open(${this.by(caller, path)}, ${flags}, ${caller.uid})`;
     this.remember(path, attr as Attr, token);
     const state = this.files.open(attr as Attr);
     if (truncating) this.files.truncated(state, attr as Attr);
@@ -311,7 +319,7 @@ export class TarboxFs {
     handle.wrote = true;
     // O_APPEND writes go to the end as this mount knows it (fresh at open, then our own
     // writes), not to the kernel's cached size, which another writer may have outdated.
-    const n = await this.files.write(handle.state, buf, offset, caller.uid, handle.append);
+    const n = await this.files.write(handle.state, buf, offset, caller, handle.append);
     handle.bytesWritten += n;
     return n;
   }
@@ -378,7 +386,7 @@ export class TarboxFs {
   async truncate(caller: Caller, path: string, size: number): Promise<void> {
     await this.settle(path);
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.truncate(${bytes(path)}, ${size}, ${caller.uid})`;
+    const [attr] = await this.sql`select * from tarbox.truncate(${this.by(caller, path)}, ${size}, ${caller.uid})`;
     const open = this.files.get((attr as Attr).ino);
     if (open) { await this.files.flush(open); this.files.truncated(open, attr as Attr); }
     this.remember(path, attr as Attr, token);
@@ -388,15 +396,15 @@ export class TarboxFs {
     const handle = this.handle(fh);
     await this.files.flush(handle.state);
     const token = this.attrs.begin();
-    const [attr] = await this.sql`select * from tarbox.truncate_ino(${handle.state.ino}, ${size}, ${caller.uid})`;
+    const [attr] = await this.sql`select * from tarbox.truncate_ino(${this.by(caller, handle.state.ino)}, ${size}, ${caller.uid})`;
     this.files.truncated(handle.state, attr as Attr);
     if (handle.path) this.remember(handle.path, attr as Attr, token);
   }
 
   // --- extended attributes ----------------------------------------------------------------
 
-  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
-    await this.sql`select tarbox.setxattr(${bytes(path)}, ${xattrName(name)}, ${value}, ${flags})`;
+  async setxattr(caller: Caller, path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    await this.sql`select tarbox.setxattr(${this.by(caller, path)}, ${xattrName(name)}, ${value}, ${flags})`;
     this.attrs.forgetInode(this.attrs.inoOf(path)); // ctime moved
   }
 
@@ -414,8 +422,8 @@ export class TarboxFs {
     return rows.map((row) => xattrNameBytes(row.name as string));
   }
 
-  async removexattr(path: string, name: string): Promise<void> {
-    await this.sql`select tarbox.removexattr(${bytes(path)}, ${xattrName(name)})`;
+  async removexattr(caller: Caller, path: string, name: string): Promise<void> {
+    await this.sql`select tarbox.removexattr(${this.by(caller, path)}, ${xattrName(name)})`;
     this.attrs.forgetInode(this.attrs.inoOf(path)); // ctime moved
   }
 

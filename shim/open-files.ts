@@ -7,7 +7,9 @@
 // flush is in flight, new writes go to fresh buffers, so a snapshot is never mutated.
 
 import { ChunkStore, isZero, sha256 } from './chunks.js';
+import { withCaller } from './audit.js';
 import { withRetry } from './database.js';
+import type { Caller } from './fuse/binding.js';
 import type { Sql } from './database.js';
 import { Errno, FsError } from './errors.js';
 
@@ -43,7 +45,8 @@ export class FileState {
   inflight: Promise<void> = Promise.resolve();
   inflightCount = 0;
   error: unknown = null;
-  writerUid = 0;
+  /** the last writer of buffered data: the caller of its commit's audit row */
+  writer: Caller = { uid: 0, gid: 0, pid: 0 };
   attr: Attr;
   /** The view changed under this open file (layer switch): read its attributes again. */
   stale = false;
@@ -111,8 +114,8 @@ export class OpenFiles {
    * Buffer a write. With `append`, the offset is the end of the file as this mount knows it,
    * taken when the write's turn comes, so concurrent appenders never overwrite each other.
    */
-  write(state: FileState, buf: Buffer, offset: number, uid: number, append = false): Promise<number> {
-    const run = state.writeQueue.then(() => append ? this.appendNow(state, buf, uid) : this.writeNow(state, buf, offset, uid));
+  write(state: FileState, buf: Buffer, offset: number, writer: Caller, append = false): Promise<number> {
+    const run = state.writeQueue.then(() => append ? this.appendNow(state, buf, writer) : this.writeNow(state, buf, offset, writer));
     state.writeQueue = run.catch(() => {});
     return run;
   }
@@ -121,9 +124,9 @@ export class OpenFiles {
    * O_APPEND: commit what is buffered, then append in SQL, where the inode's row lock makes
    * "the end of the file" the same for every process and every mount.
    */
-  private async appendNow(state: FileState, buf: Buffer, uid: number): Promise<number> {
+  private async appendNow(state: FileState, buf: Buffer, writer: Caller): Promise<number> {
     await this.flush(state);
-    const [attr] = await this.sql`select * from tarbox.append_ino(${state.ino}, ${buf}, ${uid})`;
+    const [attr] = await this.sql`select * from tarbox.append_ino(${withCaller(this.sql, writer, state.ino)}, ${buf}, ${writer.uid})`;
     state.attr = attr as Attr;
     state.size = state.committedSize = (attr as Attr).size;
     const first = Math.floor(Math.max((attr as Attr).size - buf.length, 0) / this.blockSize);
@@ -132,12 +135,12 @@ export class OpenFiles {
     return buf.length;
   }
 
-  private async writeNow(state: FileState, buf: Buffer, offset: number, uid: number): Promise<number> {
+  private async writeNow(state: FileState, buf: Buffer, offset: number, writer: Caller): Promise<number> {
     this.throwPendingError(state);
     await this.refresh(state);
     const bs = this.blockSize;
     const end = offset + buf.length;
-    state.writerUid = uid;
+    state.writer = writer;
     for (let blockNo = Math.floor(offset / bs); blockNo * bs < end; blockNo++) {
       const blockStart = blockNo * bs;
       const from = Math.max(offset - blockStart, 0);
@@ -246,7 +249,7 @@ export class OpenFiles {
     state.dirty = new Map();
     state.dirtyBytes = 0;
     const end = state.size;
-    const uid = state.writerUid;
+    const writer = state.writer;
     for (const [blockNo, block] of batch) state.flushing.set(blockNo, block);
     state.inflightCount++;
     const previous = state.inflight;
@@ -260,7 +263,7 @@ export class OpenFiles {
         });
         // 23505: another writer stored one of our chunks first; 23503: a chunk we counted on
         // was released meanwhile. Both resolve by running the commit again.
-        const attr = await withRetry(() => this.chunks.commitBlocks<Attr>(state.ino, blocks, end, state.writerUid || uid),
+        const attr = await withRetry(() => this.chunks.commitBlocks<Attr>(state.ino, blocks, end, writer),
           (err) => ['23505', '23503'].includes((err as { code?: string }).code ?? ''));
         for (const block of blocks) state.blockMap.set(block.blockNo, block.hash);
         state.committedSize = attr.size;

@@ -78,14 +78,14 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
     mknod: (c, path: string, mode: number, rdev: number) => ctl(path) ? control.refuse() : fs.mknod(c, path, mode, rdev),
     symlink: (c, target: string, path: string) => ctl(path) ? control.refuse() : fs.symlink(c, target, path),
     readlink: (_c, path: string) => fs.readlink(path),
-    link: (_c, existing: string, path: string) => anyCtl(existing, path) ? control.refuse() : fs.link(existing, path),
+    link: (c, existing: string, path: string) => anyCtl(existing, path) ? control.refuse() : fs.link(c, existing, path),
     unlink: (c, path: string) => ctl(path) ? control.refuse() : fs.unlink(c, path),
     rmdir: (c, path: string) => ctl(path) ? control.refuse() : fs.rmdir(c, path),
     rename: (c, from: string, to: string) => anyCtl(from, to) ? control.refuse() : fs.rename(c, from, to),
-    chmod: (_c, path: string, mode: number) => ctl(path) ? control.refuse() : fs.chmod(path, mode),
-    chown: (_c, path: string, uid: number, gid: number) => ctl(path) ? control.refuse() : fs.chown(path, uid, gid),
-    utimens: (_c, path: string, as: number, an: number, ms: number, mn: number) =>
-      ctl(path) ? control.refuse() : fs.utimens(path, as, an, ms, mn),
+    chmod: (c, path: string, mode: number) => ctl(path) ? control.refuse() : fs.chmod(c, path, mode),
+    chown: (c, path: string, uid: number, gid: number) => ctl(path) ? control.refuse() : fs.chown(c, path, uid, gid),
+    utimens: (c, path: string, as: number, an: number, ms: number, mn: number) =>
+      ctl(path) ? control.refuse() : fs.utimens(c, path, as, an, ms, mn),
     truncate: (c, path: string, size: number) => ctl(path) ? control.truncate(path) : fs.truncate(c, path, size),
     ftruncate: (c, path: string, fh: number, size: number) =>
       control.owns(fh) ? control.truncate(path) : fs.ftruncate(c, fh, size),
@@ -101,11 +101,11 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
     fsync: (_c, _path: string, _datasync: boolean, fh: number) => control.owns(fh) ? undefined : fs.fsync(fh),
     fsyncdir: () => fs.fsyncdir(),
     release: (_c, _path: string, fh: number) => control.owns(fh) ? control.release(fh) : fs.release(fh),
-    setxattr: (_c, path: string, name: string, value: Buffer, flags: number) =>
-      ctl(path) ? control.refuse() : fs.setxattr(path, name, value, flags),
+    setxattr: (c, path: string, name: string, value: Buffer, flags: number) =>
+      ctl(path) ? control.refuse() : fs.setxattr(c, path, name, value, flags),
     getxattr: (_c, path: string, name: string) => ctl(path) ? fs.noXattr() : fs.getxattr(path, name),
     listxattr: (_c, path: string) => ctl(path) ? [] : fs.listxattr(path),
-    removexattr: (_c, path: string, name: string) => ctl(path) ? control.refuse() : fs.removexattr(path, name),
+    removexattr: (c, path: string, name: string) => ctl(path) ? control.refuse() : fs.removexattr(c, path, name),
   };
   const guarded = Object.fromEntries(Object.entries(table).map(([name, op]) => [name, guard(name, op)])) as FuseOps;
   return native ? routeNative(guarded, native, mapErrors, (op, c, paths, errno) => audit?.native(op, c, paths, errno)) : guarded;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { freshDatabase, type FreshDatabase } from '../helpers/database.js';
+import { client, freshDatabase, type FreshDatabase } from '../helpers/database.js';
 import { cliRunner, failsWith, text } from '../helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tarbox-cli-audit-'));
@@ -58,6 +58,17 @@ test.serial('CLI changes and failures are logged; audit lists them newest first 
   t.regex(lines[0], /^TIME\s+OPERATION\s+RESULT\s+PATH\s+INTERFACE\s+CALLER\s+DETAIL$/);
   t.regex(lines[1], /write\s+ENOENT\s+\/missing\/dir\/f\s+cli\s+uid=\d+ pid=\d+/);
   t.is(lines.length, 4);
+});
+
+test.serial('a SQL caller\'s failure, logged through the audit writer, shows in tarbox audit', async (t) => {
+  const [{ id }] = await db.sql`select tarbox.tenant_id('aud') as id`;
+  const agent = client(db.url, { max: 1, connection: { 'tarbox.tenant_id': String(id), application_name: 'agent-7' } });
+  t.teardown(() => agent.end({ timeout: 5 }));
+  await t.throwsAsync(agent`select tarbox.unlink(${Buffer.from('/gone')})`, { code: 'TBNOE' });
+  const [failure] = await events('--result', 'error', '--limit', '1');
+  t.like(failure, { operation: 'unlink', path: '/gone', result: 'ENOENT', errno: 2, interface: 'sql', node: 'agent-7' });
+  const listing = text(await ok(['audit', '-t', 'aud', '--result', 'error', '--limit', '1'])).trim().split('\n');
+  t.regex(listing[1], /unlink\s+ENOENT\s+\/gone\s+sql\s/);
 });
 
 test.serial('layer commands are logged, and a refused one with its errno', async (t) => {

@@ -106,6 +106,38 @@ out(None)`);
   t.is(rows[5].interface, 'fuse');
 });
 
+test.serial('every change through the mount carries the calling process: uid, gid and pid, writes and appends too', async (t) => {
+  const m = writes!;
+  await m.check('mkdir -m 777 callers');
+  const before = (await events(m)).length;
+  // one process makes every change, so every row must name it
+  const pid = await m.python<number>(`
+os.chdir('callers')
+os.mkdir('d')
+os.mknod('p', 0o10644)
+os.close(os.open('f', os.O_CREAT | os.O_WRONLY, 0o644))
+os.symlink('f', 's')
+os.link('f', 'h')
+os.rename('h', 'g')
+os.chmod('f', 0o600)
+os.chown('f', 1000, 1001)
+os.utime('f', (1, 1))
+os.truncate('f', 10)
+with open('f', 'r+') as fh: os.ftruncate(fh.fileno(), 5)
+os.setxattr('f', 'user.k', b'v')
+os.removexattr('f', 'user.k')
+os.close(os.open('f', os.O_WRONLY | os.O_TRUNC))
+with open('f', 'w') as fh: fh.write('data')
+with open('f', 'a') as fh: fh.write('more')
+os.unlink('g')
+os.rmdir('d')
+out(os.getpid())`, { uid: 1000, gid: 1001 });
+  const rows = (await events(m)).slice(before);
+  t.deepEqual(rows.map((e) => e.operation), ['mkdir', 'mknod', 'create', 'symlink', 'link', 'rename', 'chmod', 'chown',
+    'utimens', 'truncate', 'truncate', 'setxattr', 'removexattr', 'truncate', 'truncate', 'write', 'write', 'unlink', 'rmdir']);
+  for (const row of rows) t.like(row, { uid: 1000, gid: 1001, pid, errno: null }, row.operation);
+});
+
 test.serial('a refused operation leaves a row with its errno and the caller\'s pid', async (t) => {
   const m = writes!;
   await m.check('mkdir full && touch full/x');
