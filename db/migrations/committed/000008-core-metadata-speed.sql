@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:e321510ae603d43b16ba46710368fe6de6a12458
+--! Hash: sha1:288df55cd499975bea8e47c54b2ac76d36371502
 --! Message: core metadata speed
 
 -- Fewer statements per create and unlink (docs/performance.md, "Metadata speed"). Measured
@@ -198,7 +198,106 @@ returns tarbox.attr
 language plpgsql volatile as $$
 declare
   v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
+  v_dir tarbox_private.inodes := tarbox_private.unlink_in(v_tenant, p_path, p_uid, p_keep_open);
 begin
-  return tarbox_private.to_attr(tarbox_private.unlink_in(v_tenant, p_path, p_uid, p_keep_open), v_tenant.block_size);
+  -- to_attr(unlink_in(...)) would not be inlined (a volatile argument): planned on every call
+  return tarbox_private.to_attr(v_dir, v_tenant.block_size);
+end
+$$;
+
+--------------------------------------------------------------------------------------------
+-- walk (000001): the lookup of each component inline. Called as a function from here,
+-- find_entry was a query running a function running a query (~150 us a call under load);
+-- walk runs once per component of every path of every call. Otherwise unchanged.
+
+create or replace function tarbox_private.walk(p_tenant tarbox_private.tenants, p_path bytea, p_follow_last boolean,
+  out parent_ino bigint, out name bytea, out ino bigint, out kind smallint, out ancestors bigint[])
+language plpgsql stable as $$
+declare
+  v_rest bytea := p_path;
+  v_comp bytea;
+  v_pos integer;
+  v_stack bigint[] := array[p_tenant.root_ino];
+  v_cur bigint := p_tenant.root_ino;
+  v_entry record;
+  v_links integer := 0;
+  v_target bytea;
+  v_last boolean;
+  -- 'a/' names a directory: a symlink there is followed, anything else is ENOTDIR
+  v_trailing boolean := octet_length(p_path) > 1 and get_byte(p_path, octet_length(p_path) - 1) = 47;
+  v_follow_last boolean := p_follow_last or v_trailing;
+begin
+  if p_path is null or octet_length(p_path) = 0 or get_byte(p_path, 0) <> 47 then
+    perform tarbox_private.fail('TBINV', format('path must be absolute: %s', coalesce(tarbox_private.path_text(p_path), 'null')));
+  end if;
+  if octet_length(p_path) > 4095 then
+    perform tarbox_private.fail('TBNTL', 'path too long (more than 4095 bytes)');
+  end if;
+  parent_ino := p_tenant.root_ino; name := null; ino := p_tenant.root_ino; kind := 4;
+  loop
+    -- strip leading slashes
+    while octet_length(v_rest) > 0 and get_byte(v_rest, 0) = 47 loop
+      v_rest := substring(v_rest from 2);
+    end loop;
+    exit when octet_length(v_rest) = 0;
+    v_pos := position('\x2f'::bytea in v_rest);
+    if v_pos = 0 then
+      v_comp := v_rest; v_rest := ''::bytea;
+    else
+      v_comp := substring(v_rest from 1 for v_pos - 1); v_rest := substring(v_rest from v_pos);
+    end if;
+    v_last := octet_length(ltrim(v_rest, '\x2f'::bytea)) = 0;
+    if ino is null then
+      -- a previous component did not exist
+      perform tarbox_private.fail('TBNOE', format('no such file or directory: %s', tarbox_private.path_text(p_path)));
+    end if;
+    if kind <> 4 then
+      perform tarbox_private.fail('TBNDR', format('not a directory: %s', tarbox_private.path_text(p_path)));
+    end if;
+    v_cur := ino;
+    if v_comp = '\x2e'::bytea then
+      parent_ino := coalesce(v_stack[array_length(v_stack, 1) - 1], p_tenant.root_ino);
+      name := null;
+      continue;
+    elsif v_comp = '\x2e2e'::bytea then
+      if array_length(v_stack, 1) > 1 then
+        v_stack := v_stack[1:array_length(v_stack, 1) - 1];
+      end if;
+      ino := v_stack[array_length(v_stack, 1)];
+      parent_ino := coalesce(v_stack[array_length(v_stack, 1) - 1], p_tenant.root_ino);
+      kind := 4; name := null;
+      continue;
+    end if;
+    perform tarbox_private.check_name(v_comp, p_path);
+    -- find_entry's query
+    select d.ino, d.kind into v_entry
+      from tarbox_private.dentries d
+     where d.tenant_id = p_tenant.tenant_id and d.parent_ino = v_cur and d.name = v_comp
+       and d.layer_id = any (p_tenant.layer_chain)
+     order by d.layer_id desc
+     limit 1;
+    parent_ino := v_cur; name := v_comp; ino := v_entry.ino; kind := v_entry.kind;
+    if ino is not null and kind = 10 and (not v_last or v_follow_last) then
+      v_links := v_links + 1;
+      if v_links > 40 then
+        perform tarbox_private.fail('TBLOP', format('too many levels of symbolic links: %s', tarbox_private.path_text(p_path)));
+      end if;
+      select i.target into v_target from tarbox_private.find_inode(p_tenant, ino) i;
+      if get_byte(v_target, 0) = 47 then
+        v_stack := array[p_tenant.root_ino];
+      end if;
+      v_rest := v_target || '\x2f'::bytea || v_rest;
+      ino := v_stack[array_length(v_stack, 1)]; kind := 4;
+      parent_ino := coalesce(v_stack[array_length(v_stack, 1) - 1], p_tenant.root_ino); name := null;
+      continue;
+    end if;
+    if ino is not null and kind = 4 then
+      v_stack := v_stack || ino;
+    end if;
+  end loop;
+  if v_trailing and ino is not null and kind <> 4 then
+    perform tarbox_private.fail('TBNDR', format('not a directory: %s', tarbox_private.path_text(p_path)));
+  end if;
+  ancestors := v_stack;
 end
 $$;
