@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:e30138114de6e78067f67bd10bfb56ab11de4eb9
+--! Hash: sha1:cb963f2941b114718503272b4ce487316f6ae54d
 --! Message: core metadata speed
 
 -- Fewer statements per create and unlink (docs/performance.md, "Metadata speed"). Measured
@@ -17,7 +17,8 @@
 -- * touch_dir was a SELECT ... FOR UPDATE and an UPDATE through two more functions; it is one
 --   UPDATE ... RETURNING when the directory already has a working-layer row (always, after
 --   the first change in a layer), and the old way (copy-up) otherwise.
--- * drop_inode looked for versions in frozen layers even when there are none.
+-- * drop_inode looked for versions in frozen layers even when there are none, and deleted
+--   blocks and xattrs in two statements.
 
 --------------------------------------------------------------------------------------------
 -- touch_dir: one statement in the common case
@@ -49,7 +50,7 @@ end
 $$;
 
 --------------------------------------------------------------------------------------------
--- drop_inode: no look into frozen layers when the chain has none
+-- drop_inode: no look into frozen layers when the chain has none; one statement fewer
 
 create or replace function tarbox_private.drop_inode(p_tenant tarbox_private.tenants, p_ino bigint) returns void
 language plpgsql volatile as $$
@@ -57,13 +58,15 @@ declare
   v_hashes bytea[];
   v_in_frozen boolean := false;
 begin
+  -- blocks and xattrs in one statement (a data-modifying CTE runs whether read or not)
   with gone as (
     delete from tarbox_private.file_blocks
      where tenant_id = p_tenant.tenant_id and ino = p_ino and layer_id = p_tenant.working_layer_id
-    returning chunk_hash)
+    returning chunk_hash),
+  gone_xattrs as (
+    delete from tarbox_private.xattrs
+     where tenant_id = p_tenant.tenant_id and ino = p_ino and layer_id = p_tenant.working_layer_id)
   select array_agg(distinct chunk_hash) filter (where chunk_hash is not null) into v_hashes from gone;
-  delete from tarbox_private.xattrs
-   where tenant_id = p_tenant.tenant_id and ino = p_ino and layer_id = p_tenant.working_layer_id;
   if cardinality(p_tenant.layer_chain) > 1 then
     select exists (select 1 from tarbox_private.inodes
                     where tenant_id = p_tenant.tenant_id and ino = p_ino
