@@ -17,6 +17,8 @@ export interface Caller { uid: number; gid: number; pid: number }
 const bytes = (path: string) => Buffer.from(path, 'latin1');
 const dirOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf('/'), 1));
 const O_APPEND = 0o2000;
+/** Entries per readdir statement (tarbox.readdir's p_limit). */
+const READDIR_PAGE = 2000;
 // xattr names reach us as latin1 (one char per byte); SQL keeps them as UTF-8 text
 const xattrName = (name: string) => Buffer.from(name, 'latin1').toString('utf8');
 const xattrNameBytes = (name: string) => Buffer.from(name, 'utf8').toString('latin1');
@@ -152,7 +154,7 @@ export class TarboxFs {
    */
   async readdir(path: string): Promise<{ names: string[]; attrs: Attr[] }> {
     const token = this.attrs.begin();
-    const rows = await this.sql`select d.name, (d.attr).* from tarbox.readdir(${bytes(path)}) d`;
+    const rows = await this.listEntries(path);
     const self = await this.getattr(path);
     const names = ['.', '..'];
     // '..' is reported with the directory's own attributes when its parent is not cached:
@@ -169,6 +171,24 @@ export class TarboxFs {
     }
     this.attrs.setListing(self.ino, entries, token);
     return { names, attrs };
+  }
+
+  /**
+   * Every entry of a directory, a page at a time: each statement stays short however big the
+   * directory (a single 10,000-entry statement once ran into statement_timeout). Pages follow
+   * names, so none repeats; a name created meanwhile may be missed, as readdir(3) allows, and
+   * the drop its notice causes discards the listing as a cache fill.
+   */
+  private async listEntries(path: string): Promise<Record<string, unknown>[]> {
+    const rows: Record<string, unknown>[] = [];
+    let after: Buffer | null = null;
+    for (;;) {
+      const page: Record<string, unknown>[] = await this.sql`
+        select d.name, (d.attr).* from tarbox.readdir(${bytes(path)}, ${after}, ${READDIR_PAGE}) d`;
+      rows.push(...page);
+      if (page.length < READDIR_PAGE) return rows;
+      after = page[page.length - 1].name as Buffer;
+    }
   }
 
   async mkdir(caller: Caller, path: string, mode: number): Promise<void> {

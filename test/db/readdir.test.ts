@@ -72,3 +72,28 @@ test('readdir shows a hard-linked inode under both names with the same attribute
   t.is(one.nlink, 2);
   t.is(two.nlink, 2);
 });
+
+test('readdir pages: p_limit entries named after p_after, every entry once, whiteouts and deleted inodes skipped', async (t) => {
+  const fs = await env.tenant(t);
+  await fs.mkdir('/p');
+  for (let i = 0; i < 25; i++) await fs.create(`/p/f${String(i).padStart(2, '0')}`);
+  await fs.sql`select tarbox.create_layer('frozen')`;
+  await fs.unlink('/p/f03'); // a whiteout over the frozen layer's entry
+  const page = async (after: Buffer | null) =>
+    (await fs.sql<{ name: Buffer }[]>`select d.name from tarbox.readdir(${Buffer.from('/p')}, ${after}, 10) d`).map((r) => r.name);
+  const seen: Buffer[] = [];
+  for (let after: Buffer | null = null; ;) {
+    const names = await page(after);
+    seen.push(...names);
+    if (names.length < 10) break;
+    after = names[names.length - 1];
+  }
+  t.deepEqual(seen.map(String), (await fs.readdir('/p')).map((e) => e.name.toString()));
+  t.is(seen.length, 24);
+  t.false(seen.map(String).includes('f03'));
+});
+
+test('readdir with a page size below 1 is EINVAL (TBINV)', async (t) => {
+  const fs = await env.tenant(t);
+  await t.throwsAsync(fs.sql`select * from tarbox.readdir(${Buffer.from('/')}, null, 0)`, { code: 'TBINV' });
+});
