@@ -3,6 +3,7 @@
 // read stays byte-identical, through tarbox.read and through the shim's block path
 // (file_blocks + read_chunks).
 import test from 'ava';
+import { fileEdits } from '../../cli/text-diff.js';
 import { B, prng, useDatabase, type Fs } from '../db/_support.js';
 
 const env = useDatabase(test);
@@ -315,4 +316,49 @@ test('a delta with many hunks (scattered edits) rebuilds exactly, also as the ba
   }
   await switchTo(fs, versions[3][0]);
   t.deepEqual(await readBlocks(fs, '/many'), versions[3][1]);
+});
+
+test('file_delta: diffs of versions stored one against the other come from the stored hunks, and are exact', async (t) => {
+  const fs = await env.tenant(t);
+  const random = prng(11);
+  let lines = Array.from({ length: 400 }, (_, i) => `line ${i}\n`);
+  const versions: { layer: number; lines: string[] }[] = [];
+  for (let v = 0; v < 6; v++) {
+    for (let e = 0; e < 12; e++) {
+      const at = Math.floor(random() * lines.length);
+      if (e % 3 === 0) lines.splice(at, 1, `v${v} edit ${e}\n`);
+      else if (e % 3 === 1) lines.splice(at, 0, `v${v} new ${e}\n`, 'repeated\n');
+      else lines.splice(at, 2);
+    }
+    await fs.sql`select tarbox.write_file('/d.txt', ${B(lines.join(''))})`;
+    versions.push({ layer: await checkpoint(fs), lines: [...lines] });
+  }
+  await pack(fs);
+  const delta = (from: number, to: number) => fs.sql`select * from tarbox.file_delta('/d.txt', ${from}, ${to})`;
+  t.is((await delta(versions[0].layer, versions[1].layer)).length, 1, 'consecutive versions: stored as a delta');
+  t.is((await delta(versions[1].layer, versions[0].layer)).length, 0, 'only in the direction it is stored');
+  t.is((await delta(versions[0].layer, versions[2].layer)).length, 0, 'not against each other');
+  const working = (await fs.sql<{ layer_id: number }[]>`select layer_id from tarbox.current_layer()`)[0].layer_id;
+  t.is((await delta(versions[5].layer, working)).length, 0, 'the working layer is in chunks');
+    for (const [x, y] of [[0, 1], [1, 0], [3, 4], [0, 5], [5, working]] as const) {
+    const from = versions[x].layer;
+    const to = y === working ? working : versions[y].layer;
+    const want = y === working ? versions[5].lines : versions[y].lines;
+    const found = await fileEdits(fs.sql as never, '/d.txt', from, to);
+    t.truthy(found);
+    t.is(found!.aLength, versions[x].lines.length);
+    // applying the edits to the old lines gives the new ones
+    const out: string[] = [];
+    let i = 0;
+    for (const e of found!.edits) {
+      out.push(...versions[x].lines.slice(i, e.aStart), ...want.slice(e.bStart, e.bEnd));
+      i = e.aEnd;
+      t.true(e.aEnd > e.aStart || e.bEnd > e.bStart);
+    }
+    out.push(...versions[x].lines.slice(i));
+    t.deepEqual(out, want, `${x} -> ${y}`);
+  }
+  const { edits } = (await fileEdits(fs.sql as never, '/d.txt', versions[2].layer, versions[3].layer))!;
+  const changed = edits.reduce((n, e) => n + (e.aEnd - e.aStart) + (e.bEnd - e.bStart), 0);
+  t.true(changed <= 3 * 12 + 4, `the regions are diffed, not replaced whole (${changed} lines)`);
 });
