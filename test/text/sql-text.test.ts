@@ -5,6 +5,7 @@
 import test from 'ava';
 import { fileEdits } from '../../cli/text-diff.js';
 import { B, prng, useDatabase, type Fs } from '../db/_support.js';
+import { client } from '../helpers/database.js';
 
 const env = useDatabase(test);
 
@@ -211,7 +212,7 @@ test('files moving between text and binary keep every version; writes over packe
   t.deepEqual(await fs.read('/f'), grown);
 });
 
-test('layers with packed text: checkpoints, switches and deleting layers releases lines', async (t) => {
+test('layers with packed text: checkpoints, switches; deleting a layer releases its lines at once', async (t) => {
   const fs = await env.tenant(t);
   await fs.file('/keep', 'kept line\n');
   const base = await checkpoint(fs);
@@ -229,8 +230,8 @@ test('layers with packed text: checkpoints, switches and deleting layers release
   await switchTo(fs, base);
   await fs.sql`select tarbox.delete_layer(${branch})`;
   t.is(await count(fs, 'text_versions', `and layer_id = ${branch}`), 0, 'the versions go with their layer');
-  t.is((await pack(fs)).lines_released, 2, 'the branch lines are released by the next pack');
-  t.is(await count(fs, 'lines'), 1);
+  t.is(await count(fs, 'lines'), 1, 'the lines only the deleted versions used went with them');
+  t.is((await pack(fs)).lines_released, 0, 'nothing left for the next pack');
   t.is((await fs.read('/keep')).toString(), 'kept line\n');
 });
 
@@ -361,4 +362,27 @@ test('file_delta: diffs of versions stored one against the other come from the s
   const { edits } = (await fileEdits(fs.sql as never, '/d.txt', versions[2].layer, versions[3].layer))!;
   const changed = edits.reduce((n, e) => n + (e.aEnd - e.aStart) + (e.bEnd - e.bStart), 0);
   t.true(changed <= 3 * 12 + 4, `the regions are diffed, not replaced whole (${changed} lines)`);
+});
+
+test('a pack holds no exclusive lock: reads and writes go on; checkpoints and a second pack wait for it', async (t) => {
+  const fs = await env.tenant(t);
+  const content = B(Array.from({ length: 2000 }, (_, i) => `line ${i}\n`).join(''));
+  await fs.sql`select tarbox.write_file('/packed.txt', ${content})`;
+  await checkpoint(fs);
+  const other = client(env.db.url, { max: 1, connection: { 'tarbox.tenant_id': String(fs.tenantId), lock_timeout: 300 } });
+  t.teardown(() => other.end({ timeout: 5 }));
+  await fs.sql.begin(async (tx) => {
+    const [packed] = await tx<Pack[]>`select * from tarbox.pack_text()`;
+    t.is(packed.text_files, 1, 'packed, not committed yet');
+    t.deepEqual((await other<{ data: Buffer }[]>`select tarbox.read_file('/packed.txt') as data`)[0].data, content, 'a read goes on');
+    await other`select tarbox.write_file('/new.txt', ${B('written meanwhile\n')})`;
+    await other`select tarbox.write_file('/packed.txt', ${B('overwritten meanwhile\n')})`;
+    await t.throwsAsync(other`select tarbox.create_layer('waits')`, { code: '55P03' }, 'a checkpoint waits');
+    await t.throwsAsync(other`select tarbox.pack_text()`, { code: '55P03' }, 'a second pack waits');
+  });
+  t.is((await fs.read('/packed.txt')).toString(), 'overwritten meanwhile\n');
+  t.is((await fs.read('/new.txt')).toString(), 'written meanwhile\n');
+  const [layer] = await fs.sql<{ layer_id: number }[]>`select layer_id from tarbox.create_layer('after')`;
+  t.is((await pack(fs)).text_files, 2, 'the next pack takes the files written meanwhile');
+  t.true(layer.layer_id > 0);
 });

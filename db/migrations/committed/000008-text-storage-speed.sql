@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:356dd4c3aab69028cb1d1bb814016d936a0ab187
+--! Hash: sha1:f5f03572883f666c3465beb5b34ee0c627ed0cdc
 --! Message: text storage speed
 
 -- Text storage (000006), faster and less in the way (docs/text-storage.md):
@@ -98,3 +98,93 @@ begin
 end
 $$;
 comment on function tarbox.file_delta is 'When the file''s version in p_to is stored as a delta against its version in p_from: the lines of p_from, the hunks (triples: lines kept before, lines of p_from replaced, lines of p_to inserted), the replaced line ids and the inserted ones. No row otherwise (diff the whole line id lists). tarbox diff starts here.';
+
+-- ---------------------------------------------------------------------------------------
+-- Packing without the tenant's exclusive lock
+
+-- Packs of one tenant run one at a time under their own lock (class 2003792484; 2003792482
+-- is the tenant lock, 2003792483 audit maintenance). Besides it, a pack holds only the
+-- shared tenant lock every call holds, so reads and writes go on while a layer packs: a
+-- pack changes only frozen layers (their block rows and text versions), which no write
+-- touches. Checkpoints, switches and layer deletions (exclusive) wait for the pack, so the
+-- view a pack works in cannot change under it. A second pack waits for the first, then
+-- finds its layers packed. A writer racing a pack for a chunk the pack releases is handled
+-- as any two writers are: the block's foreign key key-share-locks the chunk (the release
+-- skips it), or the commit fails with 23503 and the shim retries it.
+create or replace function tarbox.pack_text(p_max_file_bytes bigint default 67108864, p_max_line_bytes integer default 65536)
+returns tarbox.pack_result
+language plpgsql volatile as $$
+declare
+  v_tenant tarbox_private.tenants;
+  v_layer bigint;
+  v_packed record;
+  v_result tarbox.pack_result := row(0, 0, 0, 0, 0);
+begin
+  if p_max_file_bytes is null or p_max_file_bytes < 0 or p_max_file_bytes > 1073741823
+     or p_max_line_bytes is null or p_max_line_bytes < 1 then
+    perform tarbox_private.fail('TBINV', 'text limits: max file bytes must be 0..1073741823 and max line bytes at least 1');
+  end if;
+  perform pg_advisory_xact_lock(2003792484, tarbox_private.session_tenant_id()::integer);
+  v_tenant := tarbox_private.current_tenant();
+  -- oldest first: a layer's ancestors are packed before it, so its deltas can use them
+  for v_layer in
+    select l.layer_id from tarbox_private.layers l
+     where l.tenant_id = v_tenant.tenant_id and l.frozen_at is not null
+       and not exists (select 1 from tarbox_private.packed_layers p
+                        where p.tenant_id = v_tenant.tenant_id and p.layer_id = l.layer_id)
+     order by l.layer_id
+  loop
+    v_packed := tarbox_private.pack_layer(v_tenant, v_layer, p_max_file_bytes, p_max_line_bytes);
+    insert into tarbox_private.packed_layers (tenant_id, layer_id) values (v_tenant.tenant_id, v_layer);
+    v_result.layers := v_result.layers + 1;
+    v_result.text_files := v_result.text_files + v_packed.text_files;
+    v_result.binary_files := v_result.binary_files + v_packed.binary_files;
+    v_result.lines_stored := v_result.lines_stored + v_packed.lines_stored;
+  end loop;
+  -- lines noted for collection before 000008 (deletions collect their lines at once now)
+  v_result.lines_released := tarbox_private.collect_lines(v_tenant.tenant_id);
+  if v_result.text_files > 0 then
+    -- mounts drop cached block maps, which may name chunks released here
+    perform pg_notify('tarbox_layers', v_tenant.tenant_id::text);
+  end if;
+  return v_result;
+end
+$$;
+comment on function tarbox.pack_text is 'Store the text files of every frozen layer not packed yet as line deltas, lines shared per tenant, and release their chunks (docs/text-storage.md). Content never changes; only its storage does. Reads and writes of the tenant go on meanwhile; packs, checkpoints and switches wait.';
+
+-- ---------------------------------------------------------------------------------------
+-- Lines go with the last version that uses them
+
+-- 000006 only noted, when text versions were deleted (with their layers), that their
+-- tenant's lines needed collecting, and the next pack_text collected them: until then a
+-- deleted layer's lines stayed. Now the deleting statement collects them: the lines the
+-- deleted versions listed that no remaining version of the tenant lists. Only packs add
+-- lines, and deletions of versions (delete_layer, tenant deletion) hold the tenant's
+-- exclusive lock, so no pack can be about to reuse a line removed here.
+create function tarbox_private.tg_text_versions__collect_lines() returns trigger
+language plpgsql volatile as $$
+declare
+  v_tenant_id bigint;
+begin
+  for v_tenant_id in select distinct o.tenant_id from old_rows o loop
+    with candidates as materialized (
+      select distinct u.line_id from old_rows o cross join unnest(o.line_ids) as u (line_id)
+       where o.tenant_id = v_tenant_id),
+    used as materialized (
+      select distinct u.line_id from tarbox_private.text_versions t cross join unnest(t.line_ids) as u (line_id)
+       where t.tenant_id = v_tenant_id)
+    delete from tarbox_private.lines l
+     where l.tenant_id = v_tenant_id
+       and l.line_id in (select c.line_id from candidates c)
+       and not exists (select 1 from used where used.line_id = l.line_id);
+  end loop;
+  return null;
+end
+$$;
+
+drop trigger _100_note_line_collection on tarbox_private.text_versions;
+drop function tarbox_private.tg_text_versions__note_line_collection();
+create trigger _100_collect_lines
+  after delete on tarbox_private.text_versions
+  referencing old table as old_rows
+  for each statement execute function tarbox_private.tg_text_versions__collect_lines();
