@@ -245,6 +245,57 @@ export async function fetchIds(sql: postgres.Sql<{}>, path: string, from: Side, 
   return { a: row.a === null ? null : parseIds(row.a), b: row.b === null ? null : parseIds(row.b) };
 }
 
+/**
+ * The edits between two versions when one is stored as a delta against the other
+ * (tarbox.file_delta), else null. The stored hunks say which regions changed; each region
+ * is diffed here, so the work is proportional to the change, not to the file: two
+ * consecutive versions of a million-line file cost what their few thousand changed lines
+ * cost.
+ */
+async function storedEdits(sql: postgres.Sql<{}>, path: string, from: number, to: number): Promise<{ edits: Edit[]; aLength: number } | null> {
+  const delta = async (x: number, y: number) => (await sql<{ from_lines: number; hunks: number[]; from_ids: string; to_ids: string }[]>`
+    select from_lines, hunks, array_to_string(from_ids, ',') as from_ids, array_to_string(to_ids, ',') as to_ids
+      from tarbox.file_delta(${path}, ${x}, ${y})`)[0];
+  const forward = await delta(from, to);
+  const row = forward ?? (from === to ? undefined : await delta(to, from));
+  if (!row) return null;
+  const edits = regionEdits(row.hunks, parseIds(row.from_ids), parseIds(row.to_ids));
+  if (forward) return { edits, aLength: row.from_lines };
+  // stored the other way round: the same edits, with the sides swapped
+  const swapped = edits.map((e) => ({ aStart: e.bStart, aEnd: e.bEnd, bStart: e.aStart, bEnd: e.aEnd }));
+  const bLength = row.from_lines + edits.reduce((n, e) => n + (e.bEnd - e.bStart) - (e.aEnd - e.aStart), 0);
+  return { edits: swapped, aLength: bLength };
+}
+
+/** Edits from stored hunks (triples: lines before, lines replaced, lines inserted), each region diffed. */
+function regionEdits(hunks: number[], replaced: Float64Array, inserted: Float64Array): Edit[] {
+  const edits: Edit[] = [];
+  let shift = 0;  // lines b has gained over a before this hunk
+  let ra = 0;
+  let rb = 0;
+  for (let k = 0; k < hunks.length; k += 3) {
+    const [before, aCount, bCount] = [hunks[k], hunks[k + 1], hunks[k + 2]];
+    for (const e of diffIds(replaced.subarray(ra, ra + aCount), inserted.subarray(rb, rb + bCount))) {
+      edits.push({ aStart: before + e.aStart, aEnd: before + e.aEnd, bStart: before + shift + e.bStart, bEnd: before + shift + e.bEnd });
+    }
+    ra += aCount;
+    rb += bCount;
+    shift += bCount - aCount;
+  }
+  return merge(edits);
+}
+
+/** The edits that turn the version in `from` into the one in `to`; null when either is not text. */
+export async function fileEdits(sql: postgres.Sql<{}>, path: string, from: Side, to: Side): Promise<{ edits: Edit[]; aLength: number } | null> {
+  if (from !== null && to !== null) {
+    const stored = await storedEdits(sql, path, from, to);
+    if (stored) return stored;
+  }
+  const { a, b } = await fetchIds(sql, path, from, to);
+  if (a === null || b === null) return null;
+  return { edits: diffIds(a, b), aLength: a.length };
+}
+
 async function fetchLines(sql: postgres.Sql<{}>, path: string, layer: Side, lineNos: number[]): Promise<Map<number, Buffer>> {
   const lines = new Map<number, Buffer>();
   if (layer === null || lineNos.length === 0) return lines;
@@ -266,10 +317,10 @@ export interface FileDiff {
 
 /** The diff of the file at `path` between the views of two layers (null: absent). */
 export async function diffFile(sql: postgres.Sql<{}>, path: string, from: Side, to: Side, context = 3): Promise<FileDiff> {
-  const { a, b } = await fetchIds(sql, path, from, to);
-  if (a === null || b === null) return { path, from, to, binary: true, insertions: 0, deletions: 0, hunks: [] };
-  const edits = diffIds(a, b);
-  const hunks = hunksOf(edits, a.length, context);
+  const found = await fileEdits(sql, path, from, to);
+  if (found === null) return { path, from, to, binary: true, insertions: 0, deletions: 0, hunks: [] };
+  const { edits, aLength } = found;
+  const hunks = hunksOf(edits, aLength, context);
   const need = neededLines(hunks);
   const [linesA, linesB] = await Promise.all([fetchLines(sql, path, from, need.a), fetchLines(sql, path, to, need.b)]);
   const get = (m: Map<number, Buffer>) => (n: number) => m.get(n) ?? Buffer.alloc(0);

@@ -31,6 +31,16 @@ const SMALL_FILE_BYTES = 256 * 1024;
 /** Blocks mapped per read-ahead window, and fetched in one COPY. */
 const WINDOW_BLOCKS = 8;
 
+/**
+ * How often a read maps a block again when the chunk its map names is gone. A map read
+ * just before a commit that released the chunk (a pack moving the file into lines, a write
+ * on another mount) names it; the map read after names what replaced it.
+ */
+const REMAP_ATTEMPTS = 3;
+
+/** Block number -> chunk hash (null: a hole) of one window, as one file_blocks call saw it. */
+type WindowMap = Map<number, Buffer | null>;
+
 export class FileState {
   refs = 0;
   dirty = new Map<number, Block>();
@@ -41,7 +51,9 @@ export class FileState {
   committedSize: number;
   /** Block number -> chunk hash (null: hole), valid until the next open. */
   blockMap = new Map<number, Buffer | null>();
-  windows = new Map<number, Promise<void>>();
+  windows = new Map<number, Promise<WindowMap>>();
+  /** Counts forgetBlockMap(): a window loaded across a drop is used once, never kept. */
+  mapGeneration = 0;
   inflight: Promise<void> = Promise.resolve();
   inflightCount = 0;
   error: unknown = null;
@@ -63,6 +75,16 @@ export class FileState {
 
   get hasPendingData(): boolean {
     return this.dirty.size > 0 || this.inflightCount > 0;
+  }
+
+  /**
+   * Drop the block map (a new open, a layer switch or pack, a truncate): the next read maps
+   * again. Reads already waiting for a window keep using what that window loaded.
+   */
+  forgetBlockMap(): void {
+    this.blockMap.clear();
+    this.windows.clear();
+    this.mapGeneration++;
   }
 }
 
@@ -89,8 +111,7 @@ export class OpenFiles {
     } else if (!state.hasPendingData) {
       state.attr = attr;
       state.size = state.committedSize = attr.size;
-      state.blockMap.clear();
-      state.windows.clear();
+      state.forgetBlockMap();
     }
     state.refs++;
     return state;
@@ -129,9 +150,7 @@ export class OpenFiles {
     const [attr] = await this.sql`select * from tarbox.append_ino(${withCaller(this.sql, writer, state.ino)}, ${buf}, ${writer.uid})`;
     state.attr = attr as Attr;
     state.size = state.committedSize = (attr as Attr).size;
-    const first = Math.floor(Math.max((attr as Attr).size - buf.length, 0) / this.blockSize);
-    for (const blockNo of [...state.blockMap.keys()]) if (blockNo >= first) state.blockMap.delete(blockNo);
-    state.windows.clear();
+    state.forgetBlockMap();
     return buf.length;
   }
 
@@ -179,36 +198,57 @@ export class OpenFiles {
 
   /** Current content of a block (dirty, being flushed or committed), up to its length. */
   private async readBlock(state: FileState, blockNo: number): Promise<Buffer> {
-    const buffered = state.dirty.get(blockNo) ?? state.flushing.get(blockNo);
-    if (buffered) return buffered.data.subarray(0, buffered.length);
-    await this.mapWindow(state, blockNo);
-    const hash = state.blockMap.get(blockNo);
-    if (!hash) return Buffer.alloc(0);
-    const chunks = await this.chunks.get([hash]);
-    const chunk = chunks.get(hash.toString('hex'));
-    if (!chunk) throw new FsError(Errno.EIO, `chunk ${hash.toString('hex')} vanished`);
-    return chunk;
+    for (let attempt = 1; ; attempt++) {
+      const buffered = state.dirty.get(blockNo) ?? state.flushing.get(blockNo);
+      if (buffered) return buffered.data.subarray(0, buffered.length);
+      const hash = await this.blockHash(state, blockNo);
+      if (!hash) return Buffer.alloc(0);
+      const chunk = (await this.chunks.get([hash])).get(hash.toString('hex'));
+      if (chunk) return chunk;
+      // the map predates a commit that released this chunk: ask again what the block holds
+      if (attempt === REMAP_ATTEMPTS) throw new FsError(Errno.EIO, `chunk ${hash.toString('hex')} vanished`);
+      state.forgetBlockMap();
+    }
+  }
+
+  /**
+   * The chunk a block points at (null: a hole). A block missing from the map is not a hole:
+   * the map may have been dropped while its window loaded (a layer notice arrives right
+   * after a pack commits), so the read takes the answer of the load it waited for.
+   */
+  private async blockHash(state: FileState, blockNo: number): Promise<Buffer | null> {
+    const mapped = state.blockMap.get(blockNo);
+    if (mapped !== undefined) return mapped;
+    return (await this.mapWindow(state, blockNo)).get(blockNo) ?? null;
   }
 
   /** Load the block map (and the chunks) of the window holding blockNo, once. */
-  private mapWindow(state: FileState, blockNo: number): Promise<void> {
+  private mapWindow(state: FileState, blockNo: number): Promise<WindowMap> {
     const window = Math.floor(blockNo / WINDOW_BLOCKS);
     let pending = state.windows.get(window);
     if (!pending) {
-      pending = this.loadWindow(state, window);
-      state.windows.set(window, pending);
-      pending.catch(() => state.windows.delete(window));
+      const loading = this.loadWindow(state, window);
+      state.windows.set(window, loading);
+      loading.catch(() => { if (state.windows.get(window) === loading) state.windows.delete(window); });
+      pending = loading;
     }
     return pending;
   }
 
-  private async loadWindow(state: FileState, window: number): Promise<void> {
+  private async loadWindow(state: FileState, window: number): Promise<WindowMap> {
+    const generation = state.mapGeneration;
     const first = window * WINDOW_BLOCKS;
     const rows = await this.sql`select block_no, chunk_hash from tarbox.file_blocks(${state.ino}, ${first}, ${WINDOW_BLOCKS})`;
-    for (let n = first; n < first + WINDOW_BLOCKS; n++) if (!state.blockMap.has(n)) state.blockMap.set(n, null);
-    for (const row of rows) state.blockMap.set(row.block_no as number, row.chunk_hash as Buffer);
+    const map: WindowMap = new Map();
+    for (let n = first; n < first + WINDOW_BLOCKS; n++) map.set(n, null);
+    for (const row of rows) map.set(row.block_no as number, row.chunk_hash as Buffer);
+    // kept only if no drop came meanwhile: rows read before a drop may name released chunks
+    if (state.mapGeneration === generation) {
+      for (const [n, hash] of map) if (!state.blockMap.has(n)) state.blockMap.set(n, hash);
+    }
     const hashes = rows.map((row) => row.chunk_hash as Buffer);
     if (hashes.length) await this.chunks.get(hashes, state.committedSize <= SMALL_FILE_BYTES);
+    return map;
   }
 
   async read(state: FileState, buf: Buffer, length: number, offset: number): Promise<number> {
@@ -289,8 +329,7 @@ export class OpenFiles {
   /** Open files may look different in the new view (layer switch): read them again. */
   dropBlockMaps(): void {
     for (const state of this.files.values()) {
-      state.blockMap.clear();
-      state.windows.clear();
+      state.forgetBlockMap();
       state.stale = true;
     }
   }
@@ -305,15 +344,13 @@ export class OpenFiles {
     const [attr] = await this.sql`select * from tarbox.getattr_ino(${state.ino})`;
     state.attr = attr as Attr;
     state.size = state.committedSize = (attr as Attr).size;
-    state.blockMap.clear();
-    state.windows.clear();
+    state.forgetBlockMap();
   }
 
   /** After truncate: buffered blocks past the new end are gone, the map is stale. */
   truncated(state: FileState, attr: Attr): void {
     state.attr = attr;
     state.size = state.committedSize = attr.size;
-    state.blockMap.clear();
-    state.windows.clear();
+    state.forgetBlockMap();
   }
 }

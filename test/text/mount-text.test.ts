@@ -104,3 +104,61 @@ out((f.read()).hex())
   const [{ n }] = await m.tsql<{ n: number }[]>`select count(*)::int as n from tarbox_private.text_versions where tenant_id = ${m.tenantId}`;
   t.is(n, 1, 'it was packed meanwhile');
 });
+
+// Found under load: a file read right after its layer was packed came back as zeros of the
+// right length. The pack's commit sends a layer notice; the mount dropped its block maps
+// while a read waited for its window's chunks, and the read took the missing entries for
+// holes. A chunk cache of one byte makes every read fetch, so each one is exposed.
+const UNCACHED_TEXT_MOUNT = { blockSize: 4096, config: { cache: { block_size: 1 }, text: TEXT } };
+
+test('reads stay byte for byte while layer notices drop block maps mid-read', async (t) => {
+  const m = await mountFresh(UNCACHED_TEXT_MOUNT);
+  t.teardown(() => finish(t, m));
+  const data = FILES['many-lines.py'];
+  fs.writeFileSync(m.path('many-lines.py'), data);
+  let stop = false;
+  let notices = 0;
+  const notify = (async () => {
+    while (!stop) {
+      await m.sql`select pg_notify('tarbox_layers', ${String(m.tenantId)})`;
+      notices++;
+    }
+  })();
+  try {
+    const wrong = await m.python<number>(`
+want = open('many-lines.py', 'rb').read()
+out(sum(open('many-lines.py', 'rb').read() != want for _ in range(60)))
+`);
+    t.is(wrong, 0, 'no read differed');
+  } finally {
+    stop = true;
+    await notify;
+  }
+  t.true(notices > 60, `notices arrived during the reads (${notices})`);
+});
+
+test('a file read again and again while its layer packs reads the same bytes', async (t) => {
+  const m = await mountFresh(UNCACHED_TEXT_MOUNT);
+  t.teardown(() => finish(t, m));
+  const wrong = await m.python<string[]>(`
+import time
+data = ${JSON.stringify(FILES['many-lines.py'].toString())}.encode()
+wrong = []
+for r in range(6):
+    name = 'f%d.py' % r
+    with open(name, 'wb') as f: f.write(data)
+    with open('.tarbox/layers/new', 'w') as c: c.write('round %d\\n' % r)   # packs in the background
+    end = time.time() + 0.5
+    while time.time() < end:
+        got = open(name, 'rb').read()
+        if got != data: wrong.append('%s: %d bytes, %d zero' % (name, len(got), got.count(0)))
+out(wrong)
+`);
+  t.deepEqual(wrong, []);
+  let packed = 0;
+  for (let i = 0; i < 200 && packed < 6; i++, await new Promise((r) => setTimeout(r, 50))) {
+    [{ packed }] = await m.sql<{ packed: number }[]>`
+      select count(*)::int as packed from tarbox_private.text_versions where tenant_id = ${m.tenantId}`;
+  }
+  t.is(packed, 6, 'every round was packed');
+});

@@ -3,7 +3,9 @@
 // read stays byte-identical, through tarbox.read and through the shim's block path
 // (file_blocks + read_chunks).
 import test from 'ava';
+import { fileEdits } from '../../cli/text-diff.js';
 import { B, prng, useDatabase, type Fs } from '../db/_support.js';
+import { client } from '../helpers/database.js';
 
 const env = useDatabase(test);
 
@@ -210,7 +212,7 @@ test('files moving between text and binary keep every version; writes over packe
   t.deepEqual(await fs.read('/f'), grown);
 });
 
-test('layers with packed text: checkpoints, switches and deleting layers releases lines', async (t) => {
+test('layers with packed text: checkpoints, switches; deleting a layer releases its lines at once', async (t) => {
   const fs = await env.tenant(t);
   await fs.file('/keep', 'kept line\n');
   const base = await checkpoint(fs);
@@ -228,9 +230,15 @@ test('layers with packed text: checkpoints, switches and deleting layers release
   await switchTo(fs, base);
   await fs.sql`select tarbox.delete_layer(${branch})`;
   t.is(await count(fs, 'text_versions', `and layer_id = ${branch}`), 0, 'the versions go with their layer');
-  t.is((await pack(fs)).lines_released, 2, 'the branch lines are released by the next pack');
-  t.is(await count(fs, 'lines'), 1);
+  t.is(await count(fs, 'lines'), 1, 'the lines only the deleted versions used went with them');
+  t.is((await pack(fs)).lines_released, 0, 'nothing left for the next pack');
   t.is((await fs.read('/keep')).toString(), 'kept line\n');
+  // a version whose line ids span the collected ones (a range with gaps) reads back too
+  await fs.sql`select tarbox.write_file('/keep', ${B('kept line\nafter the collection\nkept line\n')})`;
+  await checkpoint(fs);
+  await pack(fs);
+  t.is((await fs.read('/keep')).toString(), 'kept line\nafter the collection\nkept line\n');
+  t.is((await readBlocks(fs, '/keep')).toString(), 'kept line\nafter the collection\nkept line\n');
 });
 
 test('pack_text: packs each frozen layer once, never the working layer; bad limits are TBINV', async (t) => {
@@ -315,4 +323,72 @@ test('a delta with many hunks (scattered edits) rebuilds exactly, also as the ba
   }
   await switchTo(fs, versions[3][0]);
   t.deepEqual(await readBlocks(fs, '/many'), versions[3][1]);
+});
+
+test('file_delta: diffs of versions stored one against the other come from the stored hunks, and are exact', async (t) => {
+  const fs = await env.tenant(t);
+  const random = prng(11);
+  let lines = Array.from({ length: 400 }, (_, i) => `line ${i}\n`);
+  const versions: { layer: number; lines: string[] }[] = [];
+  for (let v = 0; v < 6; v++) {
+    for (let e = 0; e < 12; e++) {
+      const at = Math.floor(random() * lines.length);
+      if (e % 3 === 0) lines.splice(at, 1, `v${v} edit ${e}\n`);
+      else if (e % 3 === 1) lines.splice(at, 0, `v${v} new ${e}\n`, 'repeated\n');
+      else lines.splice(at, 2);
+    }
+    await fs.sql`select tarbox.write_file('/d.txt', ${B(lines.join(''))})`;
+    versions.push({ layer: await checkpoint(fs), lines: [...lines] });
+  }
+  await pack(fs);
+  const delta = (from: number, to: number) => fs.sql`select * from tarbox.file_delta('/d.txt', ${from}, ${to})`;
+  t.is((await delta(versions[0].layer, versions[1].layer)).length, 1, 'consecutive versions: stored as a delta');
+  t.is((await delta(versions[1].layer, versions[0].layer)).length, 0, 'only in the direction it is stored');
+  t.is((await delta(versions[0].layer, versions[2].layer)).length, 0, 'not against each other');
+  const working = (await fs.sql<{ layer_id: number }[]>`select layer_id from tarbox.current_layer()`)[0].layer_id;
+  t.is((await delta(versions[5].layer, working)).length, 0, 'the working layer is in chunks');
+    for (const [x, y] of [[0, 1], [1, 0], [3, 4], [0, 5], [5, working]] as const) {
+    const from = versions[x].layer;
+    const to = y === working ? working : versions[y].layer;
+    const want = y === working ? versions[5].lines : versions[y].lines;
+    const found = await fileEdits(fs.sql as never, '/d.txt', from, to);
+    t.truthy(found);
+    t.is(found!.aLength, versions[x].lines.length);
+    // applying the edits to the old lines gives the new ones
+    const out: string[] = [];
+    let i = 0;
+    for (const e of found!.edits) {
+      out.push(...versions[x].lines.slice(i, e.aStart), ...want.slice(e.bStart, e.bEnd));
+      i = e.aEnd;
+      t.true(e.aEnd > e.aStart || e.bEnd > e.bStart);
+    }
+    out.push(...versions[x].lines.slice(i));
+    t.deepEqual(out, want, `${x} -> ${y}`);
+  }
+  const { edits } = (await fileEdits(fs.sql as never, '/d.txt', versions[2].layer, versions[3].layer))!;
+  const changed = edits.reduce((n, e) => n + (e.aEnd - e.aStart) + (e.bEnd - e.bStart), 0);
+  t.true(changed <= 3 * 12 + 4, `the regions are diffed, not replaced whole (${changed} lines)`);
+});
+
+test('a pack holds no exclusive lock: reads and writes go on; checkpoints and a second pack wait for it', async (t) => {
+  const fs = await env.tenant(t);
+  const content = B(Array.from({ length: 2000 }, (_, i) => `line ${i}\n`).join(''));
+  await fs.sql`select tarbox.write_file('/packed.txt', ${content})`;
+  await checkpoint(fs);
+  const other = client(env.db.url, { max: 1, connection: { 'tarbox.tenant_id': String(fs.tenantId), lock_timeout: 300 } });
+  t.teardown(() => other.end({ timeout: 5 }));
+  await fs.sql.begin(async (tx) => {
+    const [packed] = await tx<Pack[]>`select * from tarbox.pack_text()`;
+    t.is(packed.text_files, 1, 'packed, not committed yet');
+    t.deepEqual((await other<{ data: Buffer }[]>`select tarbox.read_file('/packed.txt') as data`)[0].data, content, 'a read goes on');
+    await other`select tarbox.write_file('/new.txt', ${B('written meanwhile\n')})`;
+    await other`select tarbox.write_file('/packed.txt', ${B('overwritten meanwhile\n')})`;
+    await t.throwsAsync(other`select tarbox.create_layer('waits')`, { code: '55P03' }, 'a checkpoint waits');
+    await t.throwsAsync(other`select tarbox.pack_text()`, { code: '55P03' }, 'a second pack waits');
+  });
+  t.is((await fs.read('/packed.txt')).toString(), 'overwritten meanwhile\n');
+  t.is((await fs.read('/new.txt')).toString(), 'written meanwhile\n');
+  const [layer] = await fs.sql<{ layer_id: number }[]>`select layer_id from tarbox.create_layer('after')`;
+  t.is((await pack(fs)).text_files, 2, 'the next pack takes the files written meanwhile');
+  t.true(layer.layer_id > 0);
 });
