@@ -56,7 +56,8 @@ export class TarboxFs {
   private readonly audit?: AuditLog;
   readonly files: OpenFiles;
   readonly attrs: MetadataCache;
-  readonly pageCache = new PageCachePolicy();
+  /** the kernel keeps pages, except at audit level "all", which counts every handle's reads */
+  readonly pageCache = new PageCachePolicy(() => this.audit?.level !== 'all');
   private handles = new Map<number, Handle>();
   private nextHandle = 1;
 

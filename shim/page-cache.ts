@@ -13,6 +13,9 @@
 // Keyed by path, not inode: libfuse's high-level API gives the kernel one node per name, so
 // the pages belong to whatever the path named; a path that now names another inode, or the
 // same inode after a change, is a different version.
+//
+// Off while the audit level is "all": its per-handle rows count the bytes each open read,
+// and reads served from kept pages never reach the mount.
 import type { Attr } from './open-files.js';
 
 /** Bit of a file handle that asks the binding to open with keep_cache (fuse-native.patch, 6). */
@@ -27,7 +30,8 @@ export class PageCachePolicy {
   keeps = 0;
   drops = 0;
 
-  constructor(private readonly capacity = 100_000) {}
+  /** `allowed`: asked at every open (the audit level can change while mounted). */
+  constructor(private readonly allowed: () => boolean = () => true, private readonly capacity = 100_000) {}
 
   /**
    * At open: may the kernel keep this path's pages? `current` is false when the mount
@@ -35,7 +39,7 @@ export class PageCachePolicy {
    */
   opened(path: string, attr: Attr, current: boolean): boolean {
     const version = versionOf(attr);
-    const keep = current && this.seen.get(path) === version;
+    const keep = current && this.seen.get(path) === version && this.allowed();
     this.seen.delete(path);
     if (current) {
       this.seen.set(path, version);
