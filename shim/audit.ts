@@ -62,6 +62,13 @@ export function withCaller(sql: Sql | TransactionSql<Record<string, never>>, cal
 }
 const base64 = (path: string) => bytes(path).toString('base64');
 
+/**
+ * Listings the mount answers, logged at level "all" (one row per call, batched): the mount's
+ * counterpart of SQL's listing rows. getattr and lookups are not: the kernel's and the mount's
+ * caches answer most stats without asking, and a row per stat would multiply the work.
+ */
+const LISTINGS: ReadonlySet<string> = new Set(['readdir', 'readlink', 'getxattr', 'listxattr']);
+
 /** Native-mount ops that move data through an open handle: one row per call would be too many. */
 const NATIVE_DATA_OPS: ReadonlySet<string> = new Set(['read', 'write', 'flush', 'fsync', 'release', 'fgetattr']);
 
@@ -122,6 +129,12 @@ export class AuditLog {
       bytes_read: handle.bytesRead, bytes_written: handle.bytesWritten,
       uid: handle.caller.uid, gid: handle.caller.gid, pid: handle.caller.pid,
     });
+  }
+
+  /** A listing the mount answered (see LISTINGS); `path` is the listed directory or file. */
+  listed(op: string, caller: Caller, path: string): void {
+    if (this.level !== 'all' || !LISTINGS.has(op)) return;
+    this.enqueue({ operation: op, path: base64(path), uid: caller.uid, gid: caller.gid, pid: caller.pid });
   }
 
   /**

@@ -47,13 +47,16 @@ export function operations(fs: TarboxFs, control: ControlFs, log: (msg: string) 
   };
   /**
    * The one wrapper of every entry: mapErrors, and the failure logged to the audit log (its
-   * transaction rolled back, taking no row with it).
+   * transaction rolled back, taking no row with it); at level "all", listings logged too.
    */
   const guard = (name: string, op: Op) => {
     const run = mapErrors(op);
     return async (caller: Caller, ...args: unknown[]): Promise<unknown> => {
       try {
-        return await run(caller, ...args);
+        const result = await run(caller, ...args);
+        const path = args[0];
+        if (typeof path === 'string' && !isControlPath(path)) audit?.listed(name, caller, path);
+        return result;
       } catch (err) {
         await audit?.failure(name, caller, args, (err as FuseError).errno);
         throw err;

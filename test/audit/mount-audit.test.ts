@@ -166,6 +166,27 @@ test.serial('level "all": one row per open handle with the bytes read and writte
   t.is((await events(m)).length, before);
 });
 
+test.serial('level "all": listings through the mount (readdir, readlink, getxattr, listxattr) are one row each, with the caller', async (t) => {
+  const m = all!;
+  await m.check('mkdir -m 777 listed && echo x > listed/f && ln -s f listed/s && chmod 666 listed/f');
+  const before = (await events(m)).length;
+  const pid = await m.python<number>(`
+os.setxattr('listed/f', 'user.k', b'v')
+os.listdir('listed')
+os.readlink('listed/s')
+os.getxattr('listed/f', 'user.k')
+os.listxattr('listed/f')
+os.stat('listed/f')
+out(os.getpid())`, { uid: 1000, gid: 1001 });
+  const listings = ['readdir', 'readlink', 'getxattr', 'listxattr'];
+  // (python itself also lists its working directory, the mount's root, to find modules)
+  const rows = await until(async () => (await events(m)).slice(before)
+    .filter((e) => listings.includes(e.operation) && e.path?.startsWith('/listed')), (r) => r.length >= 4);
+  t.deepEqual(rows.map((e) => [e.operation, e.path]),
+    [['readdir', '/listed'], ['readlink', '/listed/s'], ['getxattr', '/listed/f'], ['listxattr', '/listed/f']]);
+  for (const row of rows) t.like(row, { uid: 1000, gid: 1001, pid, interface: 'fuse', errno: null }, row.operation);
+});
+
 test.serial('[audit] enabled = false: nothing is logged, from the mount or from SQL', async (t) => {
   const m = off!;
   await m.check('mkdir d && echo x > d/f && rm d/f');
