@@ -1,5 +1,5 @@
 --! Previous: sha1:f5cd7ad4b2c0689655b7b21639c252b2e1f480c9
---! Hash: sha1:184d70ab37d9d9b90f53f98fcb1a09264d14eb1f
+--! Hash: sha1:f0fa6682ea0495d1a477ff964ac1cac89f7d7c5a
 --! Message: audit callers
 
 --! split: 001-with-caller.sql
@@ -70,32 +70,7 @@ begin
 end
 $$;
 
-create or replace function tarbox.readdir(p_path bytea) returns setof tarbox.dirent
-language plpgsql volatile as $$
-declare
-  v_tenant tarbox_private.tenants := tarbox_private.current_tenant();
-  v_dir tarbox_private.inodes := tarbox_private.resolve(v_tenant, p_path, true);
-  v_entries bigint;
-begin
-  if not tarbox_private.is_dir(v_dir.mode) then
-    perform tarbox_private.fail('TBNDR', format('not a directory: %s', tarbox_private.path_text(p_path)));
-  end if;
-  return query
-    select e.name, tarbox_private.to_attr(i, v_tenant.block_size)
-      from (select distinct on (d.name) d.name, d.ino
-              from tarbox_private.dentries d
-             where d.tenant_id = v_tenant.tenant_id and d.parent_ino = v_dir.ino
-               and d.layer_id = any (v_tenant.layer_chain)
-             order by d.name, d.layer_id desc) e
-      cross join lateral tarbox_private.find_inode(v_tenant, e.ino) i
-     where e.ino is not null and i.ino is not null
-     order by e.name;
-  if v_tenant.audit_level = 'all' then
-    get diagnostics v_entries = row_count;
-    perform tarbox_private.audit_query(v_tenant, 'readdir', p_path, v_dir.ino, format('entries=%s', v_entries));
-  end if;
-end
-$$;
+-- readdir logs its listing row in 000009, which rewrote it as one paged query.
 
 create or replace function tarbox.readlink(p_path bytea) returns bytea
 language plpgsql volatile as $$

@@ -1,5 +1,5 @@
---! Previous: sha1:184d70ab37d9d9b90f53f98fcb1a09264d14eb1f
---! Hash: sha1:6828814fa36619f4903a4bdbee3c5e89d4696a56
+--! Previous: sha1:f0fa6682ea0495d1a477ff964ac1cac89f7d7c5a
+--! Hash: sha1:7ec6337cd0291a5943c04ccf44aa756b56991590
 --! Message: core metadata speed
 
 -- Fewer statements per create and unlink (docs/performance.md, "Metadata speed"). Measured

@@ -1,5 +1,5 @@
---! Previous: sha1:6828814fa36619f4903a4bdbee3c5e89d4696a56
---! Hash: sha1:8a658a2e193884a75dc69197e5a311fdcfaedaf2
+--! Previous: sha1:7ec6337cd0291a5943c04ccf44aa756b56991590
+--! Hash: sha1:a8e08674a2325f7dc17d5a6a62a25677783e65bf
 --! Message: text storage speed
 
 -- Text storage (000006), faster and less in the way (docs/text-storage.md):
