@@ -170,7 +170,7 @@ export class TarboxFs {
       attrs.push(attr as unknown as Attr);
       entries.push([name, attr as unknown as Attr]);
     }
-    this.attrs.setListing(self.ino, entries, token);
+    this.attrs.setListing(path, self.ino, entries, token);
     return { names, attrs };
   }
 
@@ -196,7 +196,7 @@ export class TarboxFs {
     const token = this.attrs.begin();
     const [attr] = await this.sql`select * from tarbox.mkdir(${this.by(caller, path)}, ${mode}, ${caller.uid}, ${caller.gid})`;
     this.remember(path, attr as Attr, token);
-    this.attrs.setListing((attr as Attr).ino, [], token); // new, so empty: creates in it need no lookup
+    this.attrs.setListing(path, (attr as Attr).ino, [], token); // new, so empty: creates in it need no lookup
     this.attrs.forgetParentOf(path);
   }
 

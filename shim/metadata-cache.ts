@@ -181,11 +181,15 @@ export class MetadataCache {
   }
 
   /**
-   * The whole content of a directory (readdir, or a directory this mount just made): from
-   * now on, names not in it are absent, until a notice or an eviction says otherwise.
+   * The whole content of the directory at path (readdir, or a directory this mount just
+   * made): from now on, names not in it are absent, until a notice or an eviction says
+   * otherwise. Only for a directory reachable from the root through cached names: this
+   * mount's own later changes in it update the cache by path, so an unreachable directory
+   * (after a clear, before the root is known again) would keep a listing that those changes
+   * cannot reach, and later hide the names they made once its path resolves.
    */
-  setListing(dirIno: number, entries: [string, Attr][], token: number): void {
-    if (!this.fresh(token)) return;
+  setListing(path: string, dirIno: number, entries: [string, Attr][], token: number): void {
+    if (!this.fresh(token) || this.resolve(path) !== dirIno) return;
     // a listing that would not fit in a quarter of the cache is not worth evicting for
     if (entries.length * (NAME_BYTES + ATTR_BYTES + 64) > this.maxBytes / 4) return;
     // complete first: evicting any of the entries below removes it again
