@@ -40,7 +40,8 @@ export async function migrateDatabase(url: string, opts: MigrateOptions = {}): P
     ...fromFile,
     connectionString: url,
     migrationsFolder: folder,
-    logger: new Logger(() => (_level, message) => log(message)),
+    // graphile-migrate exits the process after logging a failing migration: say why first
+    logger: new Logger(() => (level, message) => (level === 'error' ? process.stderr.write(`${message}\n`) : log(message))),
   });
   // graphile-migrate keeps its pool for a moment after use (and exits the process if that idle
   // connection is killed); close it now so the database can be used as a template right away.
