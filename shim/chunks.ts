@@ -28,6 +28,9 @@ function hashArrayLiteral(hashes: Buffer[]): string {
   return `array[${hashes.map((h) => `'\\x${h.toString('hex')}'::bytea`).join(',')}]::bytea[]`;
 }
 
+/** New bytes up to which a commit goes inline (one statement) instead of through COPY. */
+export const INLINE_COMMIT_BYTES = 256 * 1024;
+
 export interface ChunkCacheStats {
   hits: number;
   misses: number;
@@ -113,6 +116,26 @@ export class ChunkStore {
       into.set(key, copy);
     });
     for await (const chunk of stream) parser.push(chunk as Buffer);
+  }
+
+  /**
+   * Store a small batch of blocks with one statement (tarbox.commit_blocks_inline): the bytes
+   * travel as parameters and PostgreSQL hashes and stores the new chunks itself. Below
+   * INLINE_COMMIT_BYTES this beats the COPY transaction, whose round trips cost more than
+   * moving a few KiB as hex (docs/architecture.md, "Writing data").
+   */
+  async commitInline<T>(
+    ino: number,
+    blocks: { blockNo: number; data: Buffer | null; hash: Buffer | null }[],
+    end: number,
+    writer: Caller,
+  ): Promise<T> {
+    const [attr] = await this.data`
+      select * from tarbox.commit_blocks_inline(${withCaller(this.data, writer, ino)},
+        ${this.data.array(blocks.map((b) => b.blockNo), 20)}, ${this.data.array(blocks.map((b) => b.data) as Buffer[], 17)},
+        ${end}, ${writer.uid})`;
+    for (const block of blocks) if (block.hash) this.cache.set(block.hash.toString('hex'), block.data!);
+    return attr as T;
   }
 
   /**

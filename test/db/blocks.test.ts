@@ -289,3 +289,54 @@ test('file_blocks and read_chunks are confined to the tenant; file_blocks of an 
   const up = uploader(other);
   t.deepEqual(await up.missing([sha(data)]), [sha(data)]);
 });
+
+// commit_blocks_inline: the mount's path for small commits, one statement with the bytes.
+async function commitInline(fs: Fs, ino: number, blocks: [number, Buffer | null][], end: number, uid = 0): Promise<Attr> {
+  const [a] = await fs.sql<Attr[]>`
+    select * from tarbox.commit_blocks_inline(${ino}, ${fs.sql.array(blocks.map(([n]) => n), 20)},
+      ${fs.sql.array(blocks.map(([, data]) => data) as Buffer[], 17)}, ${end}, ${uid})`;
+  return a;
+}
+
+test('commit_blocks_inline stores new chunks under their sha256, once, and maps the blocks like commit_blocks', async (t) => {
+  const fs = await env.tenant(t, { blockSize: BS });
+  const known = fill(BS, 0x41);
+  await fs.file('/known', known);
+  const f = await fs.create('/f', 0o4755, 1000, 1000);
+  const fresh = Buffer.from(crypto.randomBytes(BS));
+  const tail = Buffer.from('tail');
+  await tick();
+  // block 1 is a hole, blocks 0 and 3 hold the same bytes, block 2 reuses a chunk of /known
+  const a = await commitInline(fs, f.ino, [[0, fresh], [1, null], [2, known], [3, fresh], [4, tail]], 4 * BS + 100, 1000);
+  t.is(a.size, 4 * BS + 100);
+  t.true(mtime(a) > mtime(f));
+  t.is(perms(a), 0o755, 'a non-root writer clears setuid, as with commit_blocks');
+  t.deepEqual(await fileBlocks(fs, f.ino), [
+    { block_no: 0, chunk_hash: sha(fresh) },
+    { block_no: 2, chunk_hash: sha(known) },
+    { block_no: 3, chunk_hash: sha(fresh) },
+    { block_no: 4, chunk_hash: sha(tail) },
+  ]);
+  t.deepEqual(await fs.read('/f'), Buffer.concat([fresh, Buffer.alloc(BS), known, fresh, tail, Buffer.alloc(96)]));
+  t.is(await env.chunkCount(fs.tenantId), 3, 'known, fresh and tail: each stored once');
+  // the same bytes again store nothing new
+  await commitInline(fs, (await fs.create('/g')).ino, [[0, fresh]], BS);
+  t.is(await env.chunkCount(fs.tenantId), 3);
+  t.is(await orphanChunks(fs.tenantId), 0);
+});
+
+test('commit_blocks_inline errors: TBINV for mismatched arrays or an oversized block, and the errors of commit_blocks; nothing stored', async (t) => {
+  const fs = await env.tenant(t, { blockSize: BS });
+  const d = await fs.mkdir('/d');
+  const f = await fs.file('/f', 'abc');
+  const chunksBefore = await env.chunkCount(fs.tenantId);
+  const one = fill(10, 1);
+  await t.throwsAsync(fs.sql`select tarbox.commit_blocks_inline(${f.ino}, ${fs.sql.array([0, 1], 20)}, ${fs.sql.array([one], 17)}, 10)`, { code: 'TBINV' });
+  await t.throwsAsync(commitInline(fs, f.ino, [[0, fill(BS + 1, 2)]], BS + 1), { code: 'TBINV' });
+  await t.throwsAsync(commitInline(fs, d.ino, [[0, one]], 10), { code: 'TBISD' });
+  await t.throwsAsync(commitInline(fs, 987654321, [[0, one]], 10), { code: 'TBNOE' });
+  await env.admin`update tarbox_private.tenants set max_file_size = ${2 * BS} where tenant_id = ${fs.tenantId}`;
+  await t.throwsAsync(commitInline(fs, f.ino, [[2, one]], 2 * BS + 10), { code: 'TBFBG' });
+  t.deepEqual(await fs.read('/f'), Buffer.from('abc'));
+  t.is(await env.chunkCount(fs.tenantId), chunksBefore, 'the chunks of failed calls are rolled back with them');
+});

@@ -35,6 +35,13 @@ test('byte quota: a write past it fails with TBQTA and changes nothing', async (
   t.deepEqual(Buffer.from((await a`select tarbox.read_file('/first') as d`)[0].d as Buffer), first);
   // the same content again is deduplicated: it costs nothing and fits
   await a`select tarbox.write_file('/copy', ${first})`;
+  // the mount's one-statement commit of small files hits the same limit
+  const [{ ino }] = await a`select ino from tarbox.create('/inline')`;
+  const inline = await t.throwsAsync(a`
+    select tarbox.commit_blocks_inline(${ino}, array[0]::bigint[], ${a.array([Buffer.alloc(4001, 4)], 17)}, 4001)`);
+  t.is((inline as { code?: string }).code, 'TBQTA');
+  await a`select tarbox.unlink('/inline')`;
+  t.is((await usage('bytes-q')).bytes, before.bytes);
   // check_space, which the shim asks before a COPY
   await a`select tarbox.check_space(4000)`;
   t.is((await t.throwsAsync(a`select tarbox.check_space(4001)`) as { code?: string }).code, 'TBQTA');
