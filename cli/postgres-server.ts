@@ -345,6 +345,21 @@ function assertReachable(dir: string): void {
   }
 }
 
+/**
+ * glibc malloc settings for the embedded server (an environment variable of the user's wins).
+ * By default glibc serves every allocation above 128 KiB-32 MiB (its threshold moves) with a
+ * fresh mmap and gives it back on free, so each COPY of a 1 MiB chunk faulted in and zeroed
+ * new pages several times over (the message, the datum, the TOAST slices); on this kind of
+ * virtual machine a page fault is expensive. Keeping chunk-sized allocations on the heap, and
+ * freed heap for reuse, took a 1 MiB COPY from 26-28 ms to 12-14 ms (docs/performance.md).
+ * A backend keeps at most MALLOC_TRIM_THRESHOLD_ of freed memory at the top of its heap.
+ */
+export const MALLOC_FOR_CHUNKS: Record<string, string> = {
+  MALLOC_MMAP_THRESHOLD_: String(16 * 1024 * 1024),
+  MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024),
+  MALLOC_TOP_PAD_: String(4 * 1024 * 1024),
+};
+
 async function startServer(p: Paths, port: number, flags: string[]): Promise<number> {
   const { postgres: bin } = await binaries();
   const user = serverUser();
@@ -356,7 +371,7 @@ async function startServer(p: Paths, port: number, flags: string[]): Promise<num
       '-c', 'unix_socket_directories=', ...flags], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...process.env, LC_ALL: 'C' },
+      env: { ...MALLOC_FOR_CHUNKS, ...process.env, LC_ALL: 'C' },
       ...(user ?? {}),
     });
     const pid = await new Promise<number>((resolve, reject) => {

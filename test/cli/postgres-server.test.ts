@@ -9,7 +9,7 @@ import test from 'ava';
 import { freePort } from '../../cli/proc.js';
 import postgres from 'postgres';
 import { loadConfig } from '../../cli/config.js';
-import { acquireDatabase, checkServer } from '../../cli/postgres-server.js';
+import { acquireDatabase, checkServer, MALLOC_FOR_CHUNKS } from '../../cli/postgres-server.js';
 
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tarbox-embedded-'));
@@ -69,6 +69,12 @@ test('embedded server: shared by processes, stopped by the last one out', async 
   t.true(fs.existsSync(path.join(state, 'pg.log')));
   t.is((fs.statSync(path.join(state, 'pg.password')).mode & 0o777), 0o600);
   t.deepEqual(clients(), [String(process.pid)]);
+  // the server runs with the malloc settings that keep chunk-sized allocations on its heap
+  const postmaster = fs.readFileSync(pidFile, 'utf8').split('\n')[0];
+  const environ = fs.readFileSync(`/proc/${postmaster}/environ`, 'utf8').split('\0');
+  for (const [name, value] of Object.entries(MALLOC_FOR_CHUNKS)) {
+    t.true(environ.includes(`${name}=${process.env[name] ?? value}`), name);
+  }
 
   // Another process joins; our release leaves the server running for it.
   const b = await holder(env);
