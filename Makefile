@@ -11,7 +11,7 @@ build:
 # default tenant at filesystem.mountpoint in the foreground until Ctrl-C.
 run: build
 	@$(TARBOX) init
-	@$(TARBOX) mount --foreground
+	@GLIBC_TUNABLES=$${GLIBC_TUNABLES:+$$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1 $(TARBOX) mount --foreground  # cli/proc.ts mountProcessEnv
 
 # One PostgreSQL for the whole run; prints "N passed, N failed" last. ARGS=... goes to ava.
 test: build

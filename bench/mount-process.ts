@@ -3,6 +3,7 @@
 // every cache the shim holds: attributes, block maps, chunks); the "fuse floor" is
 // test/fixtures/memfs-server.ts, an in-memory filesystem on the same FUSE binding.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mountProcessEnv } from '../cli/proc.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +60,8 @@ export class MountProcess {
     const log = fs.openSync(logFile, 'a');
     const child = spawn(process.execPath, [...nodeArgs, ...command], {
       stdio: ['ignore', 'pipe', log],
+      // as `tarbox mount` starts its serving process (the floor gets the same)
+      env: mountProcessEnv(),
     });
     fs.closeSync(log);
     this.child = child;

@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { configFor, connect, withDatabase } from '../context.js';
 import { CliError, ExitCode } from '../errors.js';
 import { waitForSignal } from '../lifecycle.js';
+import { mountProcessEnv } from '../proc.js';
 import { canonicalMountpoint, fusermountUnmount, isMounted, liveRecord, logFile, removeRecord, writeRecord } from '../mounts.js';
 import { tenantOption } from './fs.js';
 
@@ -85,6 +86,7 @@ async function daemonize(mountpoint: string): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2), '--foreground'], {
     detached: true,
     stdio: ['ignore', log, log, 'ipc'],
+    env: mountProcessEnv(),
   });
   fs.closeSync(log);
   return new Promise((resolve, reject) => {

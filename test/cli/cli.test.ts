@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { freshDatabase, type FreshDatabase } from '../helpers/database.js';
 import { cliRunner, failsWith, root, text, type Result } from '../helpers/cli.js';
+import { mountProcessEnv } from '../../cli/proc.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tarbox-cli-'));
 let db: FreshDatabase;
@@ -147,6 +148,13 @@ test('bad input: one stderr line and the documented exit code', async (t) => {
   failsWith(t, await tarbox(['umount', work]), 1, /is not mounted/);
 });
 
+test('a mount process gets glibc.malloc.hugetlb=1, added to tunables already set, unless one is chosen', (t) => {
+  t.is(mountProcessEnv({}).GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1');
+  t.is(mountProcessEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES, 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1');
+  t.is(mountProcessEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES, 'glibc.malloc.hugetlb=0');
+  t.is(mountProcessEnv({ PATH: '/bin' }).PATH, '/bin');
+});
+
 test('--help and --version exit 0', async (t) => {
   t.regex(text(await ok(['--help'], { url: null })), /Usage: tarbox/);
   t.regex(text(await ok(['--version'], { url: null })), /^\d+\.\d+\.\d+/);
@@ -161,6 +169,9 @@ const shimBuilt = fs.existsSync(path.join(root, 'dist', 'shim', 'mount.js')) && 
   const mnt = fs.mkdtempSync(path.join(work, 'mnt-'));
   const mounted = await ok(['mount', '-t', tenant, mnt]);
   t.regex(text(mounted), /^mounted tenant/);
+  // the serving process runs with malloc on transparent huge pages (cli/proc.ts)
+  const pid = /\(pid (\d+),/.exec(text(mounted))![1];
+  t.true(fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((v) => /^GLIBC_TUNABLES=(.*:)?glibc\.malloc\.hugetlb=1/.test(v)));
   try {
     failsWith(t, await tarbox(['mount', '-t', tenant, mnt]), 1, /busy/);
     t.is(fs.readFileSync(path.join(mnt, 'seen-through-fuse'), 'utf8'), 'from sql');
