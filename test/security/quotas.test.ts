@@ -83,6 +83,34 @@ test('inode quota: creating past it fails with TBQTA; deleting after a checkpoin
   t.is((await t.throwsAsync(env.admin`select tarbox.set_quota('inodes-q', null, -1)`) as { code?: string }).code, 'TBINV');
 });
 
+test('statfs reports the quotas as capacity, and what they still allow as free', async (t) => {
+  const a = await loggedIn(t, 'statfs-q');
+  type Statfs = { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; favail: number };
+  const statfs = async () => (await a<Statfs[]>`select * from tarbox.statfs()`)[0];
+  const nominal = await statfs();
+  t.is(nominal.blocks, 2 ** 50 / 4096, 'no quota: a nominal 1 PiB');
+  t.is(nominal.files, 2 ** 32);
+  t.is(nominal.ffree, 2 ** 32 - 1, 'the root is in use');
+  const three = Buffer.concat([1, 2, 3].map((b) => Buffer.alloc(4096, b)));
+  await a`select tarbox.write_file('/data', ${three})`;
+  const used = await statfs();
+  t.is(used.blocks - used.bfree, 3, 'three blocks of stored chunks');
+  t.is(used.ffree, 2 ** 32 - 2);
+  await env.admin`select tarbox.set_quota('statfs-q', ${10 * 4096 + 100}, 50)`;
+  const limited = await statfs();
+  t.deepEqual({ blocks: limited.blocks, bfree: limited.bfree, bavail: limited.bavail, files: limited.files, ffree: limited.ffree, favail: limited.favail },
+    { blocks: 10, bfree: 7, bavail: 7, files: 50, ffree: 48, favail: 48 });
+  // the same bytes again are deduplicated: nothing more is used
+  await a`select tarbox.write_file('/copy', ${three})`;
+  t.is((await statfs()).bfree, 7);
+  t.is((await statfs()).ffree, 47);
+  // over the quota (lowered below the usage): nothing free, never negative
+  await env.admin`select tarbox.set_quota('statfs-q', 4096, 1)`;
+  const over = await statfs();
+  t.is(over.bfree, 0);
+  t.is(over.ffree, 0);
+});
+
 let m: Mount | undefined;
 test.after.always((t) => finish(t, m));
 
@@ -98,6 +126,8 @@ keep = bytes(range(256)) * 512          # 128 KiB
 res = {'keep': E(write, 'keep', keep)}
 res['big'] = E(write, 'big', os.urandom(512 * 1024))
 res['keep_intact'] = open('keep', 'rb').read() == keep
+st = os.statvfs('.')
+res['statvfs'] = [st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize, st.f_files]
 created = 0
 err = None
 for i in range(40):
@@ -113,6 +143,9 @@ out(res)
   t.is(result.keep, 'OK');
   t.is(result.big, 'EDQUOT');
   t.true(result.keep_intact);
+  // df on the mount: the quota is the capacity; 'keep' is in use, its two identical 64 KiB
+  // blocks stored once
+  t.deepEqual(result.statvfs, [256 * 1024, 192 * 1024, 20]);
   t.is(result.create_error, 'EDQUOT');
   // 20 inodes: the root, keep, big (created before its data was refused) and 17 more
   t.is(result.created, 17);
