@@ -66,7 +66,7 @@ export function freePort(): Promise<number> {
  * (`glibc.malloc.hugetlb=1`, added to any GLIBC_TUNABLES already set). A fresh mount process
  * fills its chunk cache with new memory, and on this kind of virtual machine every 4 KiB page
  * fault is expensive: a cold read of 256 MiB by a just-started mount went from ~105 to ~142 MB/s
- * (docs/performance.md, "Fresh memory"). glibc reads tunables only when a process starts, so
+ * (docs/performance.md, "Fresh memory in the mount process"). glibc reads tunables only when a process starts, so
  * whoever starts the mount process sets them (the Makefile's `run` target does the same).
  */
 export function mountProcessEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
