@@ -294,7 +294,8 @@ test('file_blocks and read_chunks are confined to the tenant; file_blocks of an 
 async function commitInline(fs: Fs, ino: number, blocks: [number, Buffer | null][], end: number, uid = 0): Promise<Attr> {
   const [a] = await fs.sql<Attr[]>`
     select * from tarbox.commit_blocks_inline(${ino}, ${fs.sql.array(blocks.map(([n]) => n), 20)},
-      ${fs.sql.array(blocks.map(([, data]) => data) as Buffer[], 17)}, ${end}, ${uid})`;
+      ${fs.sql.array(blocks.map(([, data]) => data?.length ?? null) as number[], 23)},
+      ${Buffer.concat(blocks.flatMap(([, data]) => (data ? [data] : [])))}, ${end}, ${uid})`;
   return a;
 }
 
@@ -325,13 +326,18 @@ test('commit_blocks_inline stores new chunks under their sha256, once, and maps 
   t.is(await orphanChunks(fs.tenantId), 0);
 });
 
-test('commit_blocks_inline errors: TBINV for mismatched arrays or an oversized block, and the errors of commit_blocks; nothing stored', async (t) => {
+test('commit_blocks_inline errors: TBINV for mismatched arrays, bad lengths or an oversized block, and the errors of commit_blocks; nothing stored', async (t) => {
   const fs = await env.tenant(t, { blockSize: BS });
   const d = await fs.mkdir('/d');
   const f = await fs.file('/f', 'abc');
   const chunksBefore = await env.chunkCount(fs.tenantId);
   const one = fill(10, 1);
-  await t.throwsAsync(fs.sql`select tarbox.commit_blocks_inline(${f.ino}, ${fs.sql.array([0, 1], 20)}, ${fs.sql.array([one], 17)}, 10)`, { code: 'TBINV' });
+  const raw = (blockNos: number[], lengths: (number | null)[], data: Buffer) =>
+    fs.sql`select tarbox.commit_blocks_inline(${f.ino}, ${fs.sql.array(blockNos, 20)}, ${fs.sql.array(lengths as number[], 23)}, ${data}, 10)`;
+  await t.throwsAsync(raw([0, 1], [10], one), { code: 'TBINV' }, 'two blocks, one length');
+  await t.throwsAsync(raw([0], [9], one), { code: 'TBINV' }, 'the lengths do not add up to the data');
+  await t.throwsAsync(raw([0, 1], [10, 5], one), { code: 'TBINV' }, 'more lengths than data');
+  await t.throwsAsync(raw([0, 1], [-1, 11], one), { code: 'TBINV' }, 'a negative length');
   await t.throwsAsync(commitInline(fs, f.ino, [[0, fill(BS + 1, 2)]], BS + 1), { code: 'TBINV' });
   await t.throwsAsync(commitInline(fs, d.ino, [[0, one]], 10), { code: 'TBISD' });
   await t.throwsAsync(commitInline(fs, 987654321, [[0, one]], 10), { code: 'TBNOE' });

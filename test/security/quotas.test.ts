@@ -38,7 +38,7 @@ test('byte quota: a write past it fails with TBQTA and changes nothing', async (
   // the mount's one-statement commit of small files hits the same limit
   const [{ ino }] = await a`select ino from tarbox.create('/inline')`;
   const inline = await t.throwsAsync(a`
-    select tarbox.commit_blocks_inline(${ino}, array[0]::bigint[], ${a.array([Buffer.alloc(4001, 4)], 17)}, 4001)`);
+    select tarbox.commit_blocks_inline(${ino}, array[0]::bigint[], array[4001], ${Buffer.alloc(4001, 4)}, 4001)`);
   t.is((inline as { code?: string }).code, 'TBQTA');
   await a`select tarbox.unlink('/inline')`;
   t.is((await usage('bytes-q')).bytes, before.bytes);

@@ -1,5 +1,5 @@
---! Previous: sha1:844ce2e0109b5b538569438e79f25504e9747c4a
---! Hash: sha1:ebf69b08e7fe47f2bbb0bb82505579eedc55dc91
+--! Previous: sha1:f4e3dfa21fbea1eb756bcdbbb7c63173a46959af
+--! Hash: sha1:7bd3a46e137941ea857a91b852e24910d50eda28
 --! Message: statfs quota
 
 -- statfs(2) from the tenant's quotas and usage (000001 reported a nominal 1 PiB and 2^32
