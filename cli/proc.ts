@@ -63,11 +63,12 @@ export function freePort(): Promise<number> {
 
 /**
  * The environment of a process that serves a mount: glibc malloc on transparent huge pages
- * (`glibc.malloc.hugetlb=1`, added to any GLIBC_TUNABLES already set). A fresh mount process
- * fills its chunk cache with new memory, and on this kind of virtual machine every 4 KiB page
- * fault is expensive: a cold read of 256 MiB by a just-started mount went from ~105 to ~142 MB/s
- * (docs/performance.md, "Fresh memory in the mount process"). glibc reads tunables only when a process starts, so
- * whoever starts the mount process sets them (the Makefile's `run` target does the same).
+ * (`glibc.malloc.hugetlb=1`, added to any GLIBC_TUNABLES already set; a hugetlb value the
+ * user chose is kept). A fresh mount process fills its chunk cache with new memory, and on
+ * this kind of virtual machine every 4 KiB page fault is expensive: a cold read of 256 MiB by
+ * a just-started mount went from 90-107 to 113-175 MB/s (docs/performance.md, "Fresh memory
+ * in the mount process"). glibc reads tunables only when a process starts, so whoever starts
+ * the mount process sets them (the Makefile's `run` target does the same).
  */
 export function mountProcessEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const tunables = env.GLIBC_TUNABLES ?? '';
