@@ -34,7 +34,10 @@ function hashArrayLiteral(hashes: Buffer[]): string {
  * ~3-4 ms of round trips: inline measured 1.1-1.9 ms for 1-8 KiB against 3.4-6 ms, even at
  * 32 KiB, and slower from 64 KiB on (docs/architecture.md, "Small commits").
  */
-export const INLINE_COMMIT_BYTES = 32 * 1024;
+const INLINE_COMMIT_BYTES = 32 * 1024;
+
+/** A block to commit: its bytes and their sha256, or null for both (a hole). */
+export interface BlockToCommit { blockNo: number; data: Buffer | null; hash: Buffer | null }
 
 export interface ChunkCacheStats {
   hits: number;
@@ -124,22 +127,25 @@ export class ChunkStore {
   }
 
   /**
+   * Store blocks of one file and commit its block map, the way that is cheaper for their size
+   * (below). Returns the file's attributes after the commit.
+   */
+  commit<T>(ino: number, blocks: BlockToCommit[], end: number, writer: Caller): Promise<T> {
+    const bytes = blocks.reduce((n, block) => n + (block.data?.length ?? 0), 0);
+    return bytes <= INLINE_COMMIT_BYTES ? this.commitInline<T>(ino, blocks, end, writer) : this.commitCopied<T>(ino, blocks, end, writer);
+  }
+
+  /**
    * Store a small batch of blocks with one statement (tarbox.commit_blocks_inline): the bytes
    * travel as one bytea parameter with a length per block, and PostgreSQL hashes and stores the
    * new chunks itself. Up to INLINE_COMMIT_BYTES this beats the COPY transaction, whose round
    * trips cost more than moving a few KiB as hex.
    */
-  async commitInline<T>(
-    ino: number,
-    blocks: { blockNo: number; data: Buffer | null; hash: Buffer | null }[],
-    end: number,
-    writer: Caller,
-  ): Promise<T> {
-    const present = blocks.filter((b) => b.data !== null).map((b) => b.data!);
+  private async commitInline<T>(ino: number, blocks: BlockToCommit[], end: number, writer: Caller): Promise<T> {
     const [attr] = await this.data`
       select * from tarbox.commit_blocks_inline(${withCaller(this.data, writer, ino)},
         ${this.data.array(blocks.map((b) => b.blockNo), 20)}, ${this.data.array(blocks.map((b) => b.data?.length ?? null) as number[], 23)},
-        ${present.length === 1 ? present[0] : Buffer.concat(present)}, ${end}, ${writer.uid})`;
+        ${Buffer.concat(blocks.flatMap((b) => (b.data ? [b.data] : [])))}, ${end}, ${writer.uid})`;
     for (const block of blocks) if (block.hash) this.cache.set(block.hash.toString('hex'), block.data!);
     return attr as T;
   }
@@ -151,12 +157,7 @@ export class ChunkStore {
    * RLS), then commit the block map. Returns the file's attributes after the commit. A concurrent writer storing the
    * same chunk first makes the COPY fail with 23505; the caller retries the whole commit.
    */
-  async commitBlocks<T>(
-    ino: number,
-    blocks: { blockNo: number; data: Buffer | null; hash: Buffer | null }[],
-    end: number,
-    writer: Caller,
-  ): Promise<T> {
+  private async commitCopied<T>(ino: number, blocks: BlockToCommit[], end: number, writer: Caller): Promise<T> {
     const present = blocks.filter((b) => b.hash !== null);
     return (await this.data.begin(async (tx) => {
       const missing = present.length

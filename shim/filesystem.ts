@@ -349,10 +349,19 @@ export class TarboxFs {
     const handle = this.handles.get(fh);
     if (!handle) return;
     const token = this.attrs.begin();
-    const hadData = handle.state.hasPendingData;
-    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
+    const hadData = this.pendingData(handle);
     await this.files.flush(handle.state);
     this.afterCommit(handle, hadData, token);
+  }
+
+  /**
+   * Whether the handle's file has data not committed yet, about to be: then the kernel's
+   * pages of it are outdated for the next open, committed or not.
+   */
+  private pendingData(handle: Handle): boolean {
+    const pending = handle.state.hasPendingData;
+    if (pending) this.pageCache.written(handle.path);
+    return pending;
   }
 
   /**
@@ -389,8 +398,7 @@ export class TarboxFs {
   private async releaseHandle(handle: Handle): Promise<void> {
     const state = handle.state;
     const token = this.attrs.begin();
-    const hadData = state.hasPendingData;
-    if (hadData) this.pageCache.written(handle.path); // committed or not, the pages moved on
+    const hadData = this.pendingData(handle);
     const last = await this.files.release(state);
     if (state.orphan) {
       // the unlinked file's last close here: now it may go

@@ -6,7 +6,7 @@
 // PostgreSQL to hash them costs 4 ms/MiB) and commits them in one transaction. While a
 // flush is in flight, new writes go to fresh buffers, so a snapshot is never mutated.
 
-import { ChunkStore, INLINE_COMMIT_BYTES, isZero, sha256 } from './chunks.js';
+import { ChunkStore, isZero, sha256 } from './chunks.js';
 import { withCaller } from './audit.js';
 import { withRetry } from './database.js';
 import type { Caller } from './fuse/binding.js';
@@ -303,9 +303,7 @@ export class OpenFiles {
         });
         // 23505: another writer stored one of our chunks first; 23503: a chunk we counted on
         // was released meanwhile. Both resolve by running the commit again.
-        const bytes = blocks.reduce((n, block) => n + (block.data?.length ?? 0), 0);
-        const commit = bytes <= INLINE_COMMIT_BYTES ? this.chunks.commitInline.bind(this.chunks) : this.chunks.commitBlocks.bind(this.chunks);
-        const attr = await withRetry(() => commit<Attr>(state.ino, blocks, end, writer),
+        const attr = await withRetry(() => this.chunks.commit<Attr>(state.ino, blocks, end, writer),
           (err) => ['23505', '23503'].includes((err as { code?: string }).code ?? ''));
         for (const block of blocks) state.blockMap.set(block.blockNo, block.hash);
         state.committedSize = attr.size;
